@@ -17,10 +17,10 @@ int log_level = E_INFO;
 
 static const char *const severity_names[] = {"fatal", "error", "warn", "info", "debug"};
 static const char *const domain_names[L_DOMAIN_COUNT] = {
-    [L_MAIN] = "main",       [L_CONFIG] = "config",   [L_WORKER] = "worker",
-    [L_COUCH] = "couch",     [L_CHANGES] = "changes", [L_HTTP] = "http",
-    [L_RTSP] = "rtsp",       [L_CLI] = "cli",         [L_LIBRARY] = "library",
-    [L_MEDIA] = "media",     [L_STATE] = "state",     [L_SCROBBLE] = "scrobble",
+    [L_MAIN] = "main",     [L_CONFIG] = "config",   [L_WORKER] = "worker",
+    [L_COUCH] = "couch",   [L_CHANGES] = "changes", [L_HTTP] = "http",
+    [L_RTSP] = "rtsp",     [L_CLI] = "cli",         [L_LIBRARY] = "library",
+    [L_MEDIA] = "media",   [L_STATE] = "state",     [L_SCROBBLE] = "scrobble",
     [L_MATRIZ] = "matriz",
 };
 
@@ -95,10 +95,12 @@ void log_write(int severity, int domain, const char *fmt, ...)
     localtime_r(&tv.tv_sec, &tm);
     if (severity < 0 || severity > E_DEBUG)
         severity = E_ERROR;
-    const char *dom =
-        (domain >= 0 && domain < L_DOMAIN_COUNT && domain_names[domain]) ? domain_names[domain] : "?";
-    int n = snprintf(line, sizeof(line), "%04d-%02d-%02d %02d:%02d:%02d.%03d [%s] %s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+    const char *dom = (domain >= 0 && domain < L_DOMAIN_COUNT && domain_names[domain])
+                          ? domain_names[domain]
+                          : "?";
+    int n = snprintf(line, sizeof(line),
+                     "%04d-%02d-%02d %02d:%02d:%02d.%03d [%s] %s: ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                      (int)(tv.tv_usec / 1000), severity_names[severity], dom);
     va_list ap;
     va_start(ap, fmt);

@@ -22,12 +22,12 @@
 struct couch;
 
 struct couch_response {
-    long status;        /* HTTP status; 0 when no answer was had */
-    int error;          /* 0, or -errno-style for transport failures (-ECONNREFUSED,
-                         * -ETIMEDOUT, -ECONNRESET, -ECANCELED at shutdown, -EPROTO) */
-    json_t *body;       /* the parsed JSON body (borrowed: valid during the callback;
-                         * json_incref it to keep it), or NULL */
-    const char *raw;    /* the raw body, NUL-terminated, and its length */
+    long status;     /* HTTP status; 0 when no answer was had */
+    int error;       /* 0, or -errno-style for transport failures (-ECONNREFUSED,
+                      * -ETIMEDOUT, -ECONNRESET, -ECANCELED at shutdown, -EPROTO) */
+    json_t *body;    /* the parsed JSON body (borrowed: valid during the callback;
+                      * json_incref it to keep it), or NULL */
+    const char *raw; /* the raw body, NUL-terminated, and its length */
     size_t raw_len;
     const char *errmsg; /* "error: reason" from CouchDB or the transport, for logs */
 };
@@ -44,6 +44,8 @@ enum couch_flags {
  * optional). Returns NULL if libcurl cannot be set up or the URL is unusable. */
 struct couch *couch_new(struct ev_loop *loop, const char *url);
 void couch_free(struct couch **c);
+
+struct ev_loop *couch_loop(const struct couch *c);
 
 /* The server URL without credentials (for messages). */
 const char *couch_url_safe(const struct couch *c);
@@ -62,8 +64,8 @@ int couch_get(struct couch *c, const char *db, const char *docid, couch_cb cb, v
 /* PUT doc (with its _rev if it has one). */
 int couch_put(struct couch *c, const char *db, const char *docid, json_t *doc, couch_cb cb,
               void *arg);
-int couch_delete(struct couch *c, const char *db, const char *docid, const char *rev,
-                 couch_cb cb, void *arg);
+int couch_delete(struct couch *c, const char *db, const char *docid, const char *rev, couch_cb cb,
+                 void *arg);
 /* POST /db/_bulk_docs {"docs": docs}. Results come back matched by id, not order. */
 int couch_bulk(struct couch *c, const char *db, json_t *docs, couch_cb cb, void *arg);
 /* GET /db/_design/ddoc/_view/view?query (query without '?', may be NULL). */
@@ -79,7 +81,8 @@ typedef int (*couch_update_fn)(json_t *doc, void *arg);
 int couch_update(struct couch *c, const char *db, const char *docid, couch_update_fn fn,
                  void *fn_arg, couch_cb cb, void *arg);
 
-/* A streaming GET (continuous _changes): on_line is called for every complete
+/* A streaming GET (continuous _changes): on_line is called once with (NULL, 0)
+ * when the first bytes arrive (the stream is open), then for every complete
  * non-empty line (heartbeat newlines are skipped); on_end once when the stream
  * ends for any reason. Not retried: the caller reconnects. If no byte arrives
  * for idle_timeout_s seconds the stream is aborted with -ETIMEDOUT.

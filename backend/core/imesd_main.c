@@ -1,0 +1,458 @@
+/*
+ * imesd: the IMES backend daemon.
+ *
+ * One libev loop owns every socket and timer: the CouchDB client (libcurl
+ * multi), the changes follower, the HTTP/RTSP listener. Blocking work runs on
+ * the worker pool. Start-up order is config → log → loop → workers → couch →
+ * listener → feed; shutdown runs the mirror: stop accepting, stop the feed and
+ * write its checkpoint, write the final status document, wait (bounded) for
+ * CouchDB writes in flight, then free in reverse.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/worker.h"
+#include "couch/changes.h"
+#include "couch/couch.h"
+#include "state/dispatch.h"
+#include "stream/httpd.h"
+
+#define IMESD_VERSION "0.1.0"
+#define CHECKPOINT_ID "_local/imesd-changes"
+#define STATUS_ID     "status:backend:imesd"
+/* CouchDB liveness probe: often enough that /healthz is at most 2 s stale. */
+#define PROBE_INTERVAL 2.0
+/* Status document: written on change, but never more than every 2 s. */
+#define STATUS_INTERVAL 2.0
+/* At shutdown, writes in flight get this long to finish before we exit. */
+#define SHUTDOWN_GRACE 10.0
+
+struct imesd {
+    struct config cfg;
+    struct ev_loop *loop;
+    struct worker_pool *workers;
+    struct couch *couch;
+    struct changes *changes;
+    struct httpd *httpd;
+    char *db_private;
+
+    ev_signal sigint, sigterm, sighup;
+    ev_timer probe_timer;
+    ev_timer status_timer;
+    ev_timer grace_timer;
+    ev_idle drain_idle;
+
+    int couch_up; /* the last probe answered */
+    int probe_busy;
+    int status_busy;
+    int status_dirty;
+    int stopping;
+    time_t started;
+    unsigned long probes_failed;
+};
+
+/* ---- status document ---- */
+
+static void iso_time(time_t t, char *out, size_t len)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static int status_apply(json_t *doc, void *arg)
+{
+    struct imesd *d = arg;
+    char started[32], now[32];
+    iso_time(d->started, started, sizeof(started));
+    iso_time(time(NULL), now, sizeof(now));
+    json_t *seq = changes_last_seq(d->changes);
+    json_object_set_new(doc, "type", json_string("status"));
+    json_object_set_new(doc, "kind", json_string("backend"));
+    json_object_set_new(doc, "name", json_string("imesd"));
+    json_object_set_new(doc, "state", json_string(d->stopping ? "stopped" : "running"));
+    json_object_set_new(doc, "feed", json_string(changes_state_name(changes_state(d->changes))));
+    json_object_set_new(doc, "last_seq", seq ? json_incref(seq) : json_null());
+    json_object_set_new(doc, "changes_applied",
+                        json_integer((json_int_t)changes_applied(d->changes)));
+    json_object_set_new(doc, "changes_skipped",
+                        json_integer((json_int_t)changes_skipped(d->changes)));
+    json_object_set_new(doc, "version", json_string(IMESD_VERSION));
+    json_object_set_new(doc, "pid", json_integer(getpid()));
+    json_object_set_new(doc, "started", json_string(started));
+    json_object_set_new(doc, "updated", json_string(now));
+    return 1;
+}
+
+static void maybe_finish(struct imesd *d);
+
+static void status_written(const struct couch_response *resp, void *arg)
+{
+    struct imesd *d = arg;
+    d->status_busy = 0;
+    if (resp->error || resp->status >= 300)
+        LOG(E_WARN, L_MAIN, "cannot write %s: %s", STATUS_ID, resp->errmsg);
+    if (d->stopping)
+        maybe_finish(d);
+}
+
+static void status_write(struct imesd *d)
+{
+    if (d->status_busy)
+        return;
+    d->status_dirty = 0;
+    d->status_busy = 1;
+    if (couch_update(d->couch, d->cfg.database.name, STATUS_ID, status_apply, d, status_written,
+                     d) < 0)
+        d->status_busy = 0;
+}
+
+/* Called whenever something in the status changed; writes are throttled. */
+static void status_touch(struct imesd *d)
+{
+    d->status_dirty = 1;
+}
+
+static void status_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct imesd *d = w->data;
+    if (d->status_dirty && d->couch_up)
+        status_write(d);
+}
+
+/* ---- changes ---- */
+
+static int on_change(const char *id, const char *rev, int deleted, json_t *doc, void *arg)
+{
+    struct imesd *d = arg;
+    int r = dispatch_apply(id, rev, deleted, doc, NULL);
+    status_touch(d);
+    return r;
+}
+
+/* ---- CouchDB liveness ---- */
+
+static void probe_done(const struct couch_response *resp, void *arg)
+{
+    struct imesd *d = arg;
+    d->probe_busy = 0;
+    int up = !resp->error && resp->status == 200;
+    if (up != d->couch_up) {
+        LOG(up ? E_INFO : E_WARN, L_MAIN, "CouchDB at %s is %s%s%s", couch_url_safe(d->couch),
+            up ? "reachable" : "unreachable", up ? "" : ": ", up ? "" : resp->errmsg);
+        d->couch_up = up;
+        status_touch(d);
+    }
+    if (!up)
+        d->probes_failed++;
+}
+
+static void probe_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct imesd *d = w->data;
+    if (d->probe_busy || d->stopping)
+        return;
+    d->probe_busy = 1;
+    if (couch_request(d->couch, "GET", "/", NULL, NULL, COUCH_NO_RETRY, probe_done, d) < 0)
+        d->probe_busy = 0;
+}
+
+/* ---- HTTP: /healthz and /metrics ---- */
+
+static void healthz(struct httpd_conn *conn, const struct http_request *req, void *arg)
+{
+    struct imesd *d = arg;
+    enum changes_state feed = changes_state(d->changes);
+    int ok = d->couch_up && feed == CHANGES_LIVE && !d->stopping;
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s}", "status", ok ? "ok" : "degraded", "couchdb",
+                          d->couch_up ? "reachable" : "unreachable", "feed",
+                          changes_state_name(feed), "version", IMESD_VERSION);
+    char *body = json_dumps(j, JSON_COMPACT);
+    httpd_respond(conn, ok ? 200 : 503, "application/json", body, body ? strlen(body) : 0);
+    free(body);
+    json_decref(j);
+}
+
+static void collect_core(struct buf *out, void *arg)
+{
+    struct imesd *d = arg;
+    metrics_gauge(out, "imes_couchdb_up", "Whether the last CouchDB probe answered.", d->couch_up);
+    metrics_gauge(out, "imes_changes_feed_live", "Whether the _changes feed is open.",
+                  changes_state(d->changes) == CHANGES_LIVE);
+    metrics_counter(out, "imes_changes_applied_total", "Changes applied from the feed.",
+                    (double)changes_applied(d->changes));
+    metrics_counter(out, "imes_changes_skipped_total",
+                    "Changes skipped because the document was not understood.",
+                    (double)changes_skipped(d->changes));
+    metrics_counter(out, "imes_changes_reconnects_total", "Reconnections of the feed.",
+                    (double)changes_reconnects(d->changes));
+    metrics_gauge(out, "imes_couchdb_requests_pending", "CouchDB requests in flight.",
+                  couch_pending(d->couch));
+    metrics_gauge(out, "imes_worker_jobs_pending", "Jobs queued or running on workers.",
+                  worker_pending(d->workers));
+    metrics_gauge(out, "imes_start_time_seconds", "When imesd started (Unix time).",
+                  (double)d->started);
+}
+
+static void metrics_route(struct httpd_conn *conn, const struct http_request *req, void *arg)
+{
+    struct buf out;
+    buf_init(&out, 4u << 20);
+    metrics_render(&out);
+    httpd_respond(conn, 200, "text/plain; version=0.0.4; charset=utf-8", out.data ? out.data : "",
+                  out.len);
+    buf_free(&out);
+}
+
+/* ---- shutdown ---- */
+
+static void finish_now(struct imesd *d)
+{
+    ev_timer_stop(d->loop, &d->grace_timer);
+    ev_break(d->loop, EVBREAK_ALL);
+}
+
+static void maybe_finish(struct imesd *d)
+{
+    if (changes_state(d->changes) != CHANGES_STOPPED || d->status_busy)
+        return;
+    if (d->status_dirty) { /* the final "stopped" document */
+        status_write(d);
+        return;
+    }
+    if (couch_pending(d->couch) > 0) {
+        if (!ev_is_active(&d->drain_idle))
+            ev_idle_start(d->loop, &d->drain_idle);
+        return;
+    }
+    LOG(E_INFO, L_MAIN, "stopped");
+    finish_now(d);
+}
+
+static void drain_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    struct imesd *d = w->data;
+    if (couch_pending(d->couch) == 0) {
+        ev_idle_stop(loop, w);
+        maybe_finish(d);
+    }
+}
+
+static void grace_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct imesd *d = w->data;
+    LOG(E_WARN, L_MAIN, "%d CouchDB requests still in flight after %.0f s; exiting anyway",
+        couch_pending(d->couch), SHUTDOWN_GRACE);
+    finish_now(d);
+}
+
+static void feed_stopped(void *arg)
+{
+    struct imesd *d = arg;
+    status_touch(d);
+    maybe_finish(d);
+}
+
+static void begin_shutdown(struct imesd *d, const char *why)
+{
+    if (d->stopping) {
+        LOG(E_WARN, L_MAIN, "%s again: exiting now", why);
+        finish_now(d);
+        return;
+    }
+    LOG(E_INFO, L_MAIN, "%s: stopping", why);
+    d->stopping = 1;
+    ev_timer_stop(d->loop, &d->probe_timer);
+    ev_timer_stop(d->loop, &d->status_timer);
+    httpd_free(&d->httpd); /* no new clients */
+    ev_timer_set(&d->grace_timer, SHUTDOWN_GRACE, 0.);
+    ev_timer_start(d->loop, &d->grace_timer);
+    if (changes_stop(d->changes, feed_stopped, d) < 0)
+        feed_stopped(d);
+}
+
+static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct imesd *d = w->data;
+    if (w->signum == SIGHUP) {
+        int r = log_reopen();
+        LOG(r < 0 ? E_ERROR : E_INFO, L_MAIN, "SIGHUP: log reopened%s%s", r < 0 ? ": " : "",
+            r < 0 ? strerror(-r) : "");
+        return;
+    }
+    begin_shutdown(d, w->signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* ---- main ---- */
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: imesd [-c CONFIG] [options]\n"
+            "The IMES backend: follows CouchDB, streams channels to devices.\n\n"
+            "  -c, --config FILE     configuration (default: $IMES_CONFIG or config.yaml)\n"
+            "      --check-config    read the configuration, report problems, exit\n"
+            "      --example-config  print config.yaml.example (every option, its default)\n"
+            "  -h, --help            this help\n"
+            "  -V, --version         the version\n\n"
+            "Exit status: 0 stopped cleanly, 1 failed to start, 2 bad configuration or usage.\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},   {"check-config", no_argument, NULL, 'C'},
+        {"example-config", no_argument, NULL, 'E'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},        {NULL, 0, NULL, 0}};
+    const char *config_path = getenv("IMES_CONFIG");
+    int check_only = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:hV", longopts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'C':
+            check_only = 1;
+            break;
+        case 'E':
+            config_write_example(stdout);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("imesd %s\n", IMESD_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "imesd: unexpected argument: %s\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    if (!config_path || !*config_path)
+        config_path = "config.yaml";
+
+    static struct imesd d; /* static: signal watchers point into it */
+    char err[CONFIG_ERRLEN];
+    config_defaults(&d.cfg);
+    if (config_load(&d.cfg, config_path, err, sizeof(err)) < 0) {
+        fprintf(stderr, "imesd: %s\n", err);
+        config_free(&d.cfg);
+        return 2;
+    }
+    if (check_only) {
+        printf("%s: ok\n", config_path);
+        config_free(&d.cfg);
+        return 0;
+    }
+    int level = log_level_parse(d.cfg.log.level);
+    int r = log_open(d.cfg.log.file, level);
+    if (r < 0) {
+        fprintf(stderr, "imesd: %s: log.file: %s: %s\n", config_path, d.cfg.log.file, strerror(-r));
+        config_free(&d.cfg);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    d.started = time(NULL);
+    d.loop = EV_DEFAULT;
+    int exit_code = 1;
+    char *safe_url = config_database_url_safe(&d.cfg);
+    LOG(E_INFO, L_MAIN, "imesd %s starting (config %s, CouchDB %s, database %s)", IMESD_VERSION,
+        config_path, safe_url ? safe_url : "?", d.cfg.database.name);
+    free(safe_url);
+
+    if (!(d.workers = worker_pool_new(d.loop, d.cfg.backend.workers))) {
+        LOG(E_FATAL, L_MAIN, "cannot start worker threads");
+        goto fail_workers;
+    }
+    if (!(d.couch = couch_new(d.loop, d.cfg.database.url))) {
+        LOG(E_FATAL, L_MAIN, "cannot set up the CouchDB client");
+        goto fail_couch;
+    }
+    struct httpd_options hopt = {
+        .bind_host = d.cfg.backend.bind_host,
+        .bind_port = d.cfg.backend.bind_port,
+        .max_connections = d.cfg.backend.max_connections,
+        .header_timeout_s = d.cfg.backend.header_timeout,
+        .idle_timeout_s = d.cfg.backend.idle_timeout,
+    };
+    if (!(d.httpd = httpd_new(d.loop, &hopt))) {
+        LOG(E_FATAL, L_MAIN, "cannot listen on %s:%d", d.cfg.backend.bind_host,
+            d.cfg.backend.bind_port);
+        goto fail_httpd;
+    }
+    httpd_add_route(d.httpd, "GET", "/healthz", healthz, &d);
+    httpd_add_route(d.httpd, "GET", "/metrics", metrics_route, &d);
+    metrics_add_collector(collect_core, &d);
+
+    struct changes_options copt = {
+        .db = d.cfg.database.name,
+        .checkpoint_id = CHECKPOINT_ID,
+        .filter = "imes/backend",
+        .heartbeat_ms = 5000,
+    };
+    if (!(d.changes = changes_new(d.couch, &copt, on_change, &d))) {
+        LOG(E_FATAL, L_MAIN, "cannot set up the changes feed");
+        goto fail_changes;
+    }
+
+    ev_signal_init(&d.sigint, signal_cb, SIGINT);
+    ev_signal_init(&d.sigterm, signal_cb, SIGTERM);
+    ev_signal_init(&d.sighup, signal_cb, SIGHUP);
+    d.sigint.data = d.sigterm.data = d.sighup.data = &d;
+    ev_signal_start(d.loop, &d.sigint);
+    ev_signal_start(d.loop, &d.sigterm);
+    ev_signal_start(d.loop, &d.sighup);
+    ev_timer_init(&d.probe_timer, probe_timer_cb, 0., PROBE_INTERVAL);
+    d.probe_timer.data = &d;
+    ev_timer_start(d.loop, &d.probe_timer);
+    ev_timer_init(&d.status_timer, status_timer_cb, STATUS_INTERVAL, STATUS_INTERVAL);
+    d.status_timer.data = &d;
+    ev_timer_start(d.loop, &d.status_timer);
+    ev_timer_init(&d.grace_timer, grace_timer_cb, SHUTDOWN_GRACE, 0.);
+    d.grace_timer.data = &d;
+    ev_idle_init(&d.drain_idle, drain_idle_cb);
+    d.drain_idle.data = &d;
+    status_touch(&d);
+
+    changes_start(d.changes);
+    LOG(E_INFO, L_MAIN, "listening on %s:%d (HTTP and RTSP), public URL %s",
+        d.cfg.backend.bind_host, httpd_port(d.httpd), d.cfg.backend.public_url);
+
+    ev_run(d.loop, 0);
+    exit_code = 0;
+
+    ev_signal_stop(d.loop, &d.sigint);
+    ev_signal_stop(d.loop, &d.sigterm);
+    ev_signal_stop(d.loop, &d.sighup);
+    ev_timer_stop(d.loop, &d.probe_timer);
+    ev_timer_stop(d.loop, &d.status_timer);
+    ev_timer_stop(d.loop, &d.grace_timer);
+    ev_idle_stop(d.loop, &d.drain_idle);
+    changes_free(&d.changes);
+fail_changes:
+    httpd_free(&d.httpd);
+fail_httpd:
+    couch_free(&d.couch);
+fail_couch:
+    worker_pool_free(&d.workers);
+fail_workers:
+    config_free(&d.cfg);
+    log_close();
+    return exit_code;
+}
