@@ -136,7 +136,8 @@ static int on_change(const char *id, const char *rev, int deleted, json_t *doc, 
 {
     struct imesd *d = arg;
     int r = dispatch_apply(id, rev, deleted, doc, NULL);
-    status_touch(d);
+    if (r <= 0) /* not for our own status writes: that would feed itself */
+        status_touch(d);
     return r;
 }
 

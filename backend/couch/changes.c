@@ -155,7 +155,7 @@ static int handle_row(struct changes *ch, json_t *row)
         if (r < 0) {
             ch->skipped++;
             LOG(E_WARN, L_CHANGES, "%s %s: not understood (%s); skipped", id, rev, strerror(-r));
-        } else {
+        } else if (r == 0) {
             ch->applied++;
         }
         json_object_set_new(ch->seen, id, json_string(rev));

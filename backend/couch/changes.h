@@ -28,8 +28,9 @@ enum changes_state {
 };
 
 /* Called for each change: id, rev, deleted and doc (with include_docs) from
- * the feed row. Returns 0 if applied, or a negative error if the document
- * could not be understood (it is then logged once and skipped). */
+ * the feed row. Returns 0 if applied, 1 if there was nothing to do (not
+ * counted), or a negative error if the document could not be understood (it
+ * is then logged once and skipped). */
 typedef int (*changes_apply_fn)(const char *id, const char *rev, int deleted, json_t *doc,
                                 void *arg);
 

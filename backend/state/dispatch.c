@@ -109,7 +109,7 @@ int dispatch_apply(const char *id, const char *rev, int deleted, json_t *doc, vo
 {
     for (int i = 0; backend_owned[i]; i++)
         if (strncmp(id, backend_owned[i], strlen(backend_owned[i])) == 0)
-            return 0;
+            return 1;
     for (size_t i = 0; i < N_TYPES; i++) {
         if (strncmp(id, types[i].prefix, strlen(types[i].prefix)) != 0)
             continue;

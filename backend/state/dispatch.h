@@ -14,11 +14,7 @@
 
 #include <jansson.h>
 
-struct dispatch_stats {
-    unsigned long by_type[16];
-};
-
-/* Returns 0 if applied, -EINVAL if the document is malformed, -ENOENT for an
+/* Returns 0 if applied, 1 for a backend-owned document (nothing to do), -EINVAL if the document is malformed, -ENOENT for an
  * id prefix nobody owns. Fits changes_apply_fn; arg is unused (NULL). */
 int dispatch_apply(const char *id, const char *rev, int deleted, json_t *doc, void *arg);
 
