@@ -184,7 +184,7 @@ static void healthz(struct httpd_conn *conn, const struct http_request *req, voi
     json_decref(j);
 }
 
-static void collect_core(struct buf *out, void *arg)
+static int collect_core(struct buf *out, void *arg)
 {
     struct imesd *d = arg;
     metrics_gauge(out, "imes_couchdb_up", "Whether the last CouchDB probe answered.", d->couch_up);
@@ -201,8 +201,8 @@ static void collect_core(struct buf *out, void *arg)
                   couch_pending(d->couch));
     metrics_gauge(out, "imes_worker_jobs_pending", "Jobs queued or running on workers.",
                   worker_pending(d->workers));
-    metrics_gauge(out, "imes_start_time_seconds", "When imesd started (Unix time).",
-                  (double)d->started);
+    return metrics_gauge(out, "imes_start_time_seconds", "When imesd started (Unix time).",
+                         (double)d->started);
 }
 
 static void metrics_route(struct httpd_conn *conn, const struct http_request *req, void *arg)
@@ -405,7 +405,10 @@ int main(int argc, char **argv)
         .db = d.cfg.database.name,
         .checkpoint_id = CHECKPOINT_ID,
         .filter = "imes/backend",
-        .heartbeat_ms = 5000,
+        /* pouchdb-server sends nothing, not even headers, before the first
+         * heartbeat: 2 s bounds both "is the feed live" at start and the
+         * detection of a dead feed (three missed heartbeats). */
+        .heartbeat_ms = 2000,
     };
     if (!(d.changes = changes_new(d.couch, &copt, on_change, &d))) {
         LOG(E_FATAL, L_MAIN, "cannot set up the changes feed");

@@ -169,18 +169,29 @@ static size_t write_body_cb(char *ptr, size_t size, size_t nmemb, void *userp)
     return n;
 }
 
+/* The stream counts as open when a 2xx head is complete, not at the first
+ * heartbeat (which may be seconds later). */
+static size_t header_stream_cb(char *ptr, size_t size, size_t nmemb, void *userp)
+{
+    struct req *r = userp;
+    size_t n = size * nmemb;
+    long status = 0;
+    if (r->opened || r->cancelled || !(n == 2 && ptr[0] == '\r' && ptr[1] == '\n'))
+        return n;
+    curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status < 300) {
+        r->opened = 1;
+        r->on_line(NULL, 0, r->arg);
+    }
+    return n;
+}
+
 static size_t write_stream_cb(char *ptr, size_t size, size_t nmemb, void *userp)
 {
     struct req *r = userp;
     size_t n = size * nmemb;
     if (r->cancelled)
         return 0;
-    if (!r->opened) {
-        r->opened = 1;
-        r->on_line(NULL, 0, r->arg);
-        if (r->cancelled)
-            return 0;
-    }
     for (size_t i = 0; i < n; i++) {
         if (ptr[i] != '\n') {
             if (buf_append(&r->resp, ptr + i, 1) < 0)
@@ -220,6 +231,8 @@ static int req_start(struct req *r)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     if (r->is_stream) {
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_stream_cb);
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_stream_cb);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     } else {
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_body_cb);
         curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)REQUEST_TIMEOUT_S);

@@ -82,7 +82,7 @@ int couch_update(struct couch *c, const char *db, const char *docid, couch_updat
                  void *fn_arg, couch_cb cb, void *arg);
 
 /* A streaming GET (continuous _changes): on_line is called once with (NULL, 0)
- * when the first bytes arrive (the stream is open), then for every complete
+ * when a 2xx answer's head has arrived (the stream is open), then for every complete
  * non-empty line (heartbeat newlines are skipped); on_end once when the stream
  * ends for any reason. Not retried: the caller reconnects. If no byte arrives
  * for idle_timeout_s seconds the stream is aborted with -ETIMEDOUT.
