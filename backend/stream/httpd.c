@@ -124,7 +124,7 @@ struct httpd_conn {
     char cseq[32];
 
     int is_rtsp, streaming, close_after_flush, closing, lingering, peer_eof, rejecting;
-    int continue_sent, close_notified;
+    int continue_sent, close_notified, resume;
 
     httpd_drain_cb on_drain;
     httpd_close_cb on_close;
@@ -723,10 +723,15 @@ static int conn_flush(struct httpd_conn *c)
 /* The pump: see the top of the file. */
 static void conn_run(struct httpd_conn *c)
 {
+    int round;
+
     c->in_callback++;
-    /* Bounded: a drain callback that always refills a fast socket must not
-     * keep the loop here. */
-    for (int round = 0; round < 8 && !c->closing; round++) {
+    c->resume = 0;
+    /* Bounded: a client pipelining megabytes of answers, or a drain callback
+     * that always refills a fast socket, must not keep the loop here. If the
+     * rounds run out, resume marks the connection to go on in the next loop
+     * iteration (through the write watcher: the socket is writable). */
+    for (round = 0; round < 8 && !c->closing; round++) {
         process_input(c);
         if (c->closing || out_pending(c) == 0)
             break;
@@ -740,6 +745,8 @@ static void conn_run(struct httpd_conn *c)
         if (c->on_drain)
             c->on_drain(c, c->cb_arg);
     }
+    if (round == 8)
+        c->resume = 1;
     if (!c->closing && c->peer_eof && !c->req_pending && out_pending(c) == 0 && !c->lingering)
         conn_close(c); /* the client is gone and has nothing more coming */
     c->in_callback--;
@@ -846,7 +853,7 @@ static void conn_update(struct httpd_conn *c)
         ev_io_start(loop, &c->rio);
     else if (!want_read && ev_is_active(&c->rio))
         ev_io_stop(loop, &c->rio);
-    int want_write = out_pending(c) > 0;
+    int want_write = out_pending(c) > 0 || c->resume;
     if (want_write && !ev_is_active(&c->wio))
         ev_io_start(loop, &c->wio);
     else if (!want_write && ev_is_active(&c->wio))

@@ -758,6 +758,37 @@ static void test_stream_overflow(void **state)
     teardown(&T);
 }
 
+static void c_many(struct ctx *t)
+{
+    static char reqs[1000 * 40];
+    struct client cl;
+    size_t n = 0;
+    if (client_connect(&cl, t->port) < 0)
+        return;
+    for (int i = 0; i < 1000; i++)
+        n += (size_t)sprintf(reqs + n, "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n");
+    send_str(&cl, reqs, n);
+    int ok = 0;
+    for (int i = 0; i < 1000; i++) {
+        char r[512];
+        if (!read_response(&cl, r, sizeof(r)) || !strstr(r, "\r\n\r\nhello\n"))
+            break;
+        ok++;
+    }
+    t->flag = ok;
+    client_close(&cl);
+}
+
+static void test_many_pipelined(void **state)
+{
+    /* A small output queue: the server must stop and resume many times. */
+    struct httpd_options opt = {.bind_host = "127.0.0.1", .max_output = 4096};
+    assert_int_equal(setup_opts(&T, &opt), 0);
+    run(&T, c_many, 0);
+    assert_int_equal(T.flag, 1000);
+    teardown(&T);
+}
+
 static void c_deferred(struct ctx *t)
 {
     struct client cl;
@@ -959,6 +990,7 @@ int main(void)
         cmocka_unit_test(test_metrics_format),
         cmocka_unit_test(test_basic),
         cmocka_unit_test(test_routes_and_pipelining),
+        cmocka_unit_test(test_many_pipelined),
         cmocka_unit_test(test_bad_requests),
         cmocka_unit_test(test_header_timeout),
         cmocka_unit_test(test_idle_timeout),
