@@ -83,8 +83,9 @@ static void checkpoint_written(const struct couch_response *resp, void *arg)
 {
     struct checkpoint_write *w = arg;
     struct changes *ch = w->ch;
+    int failed = resp->error || resp->status >= 300;
     ch->checkpoint_busy = 0;
-    if (resp->error || resp->status >= 300) {
+    if (failed) {
         LOG(E_WARN, L_CHANGES, "cannot write checkpoint %s: %s", ch->checkpoint_id, resp->errmsg);
         ch->checkpoint_dirty = 1; /* try again with the next tick */
     } else {
@@ -92,8 +93,17 @@ static void checkpoint_written(const struct couch_response *resp, void *arg)
     }
     json_decref(w->seq);
     free(w);
+    /* A write can take long (retries while CouchDB is away) and carries the
+     * sequence of when it started: newer changes since then left the
+     * checkpoint dirty, and it is written again, also when stopping, or the
+     * next start would apply them a second time. */
     if (ch->stopping) {
-        ch->checkpoint_dirty = 0; /* one try at stop; the next start resumes a little earlier */
+        if (ch->checkpoint_dirty && !failed) {
+            save_checkpoint(ch);
+            if (ch->checkpoint_busy)
+                return;
+        }
+        ch->checkpoint_dirty = 0; /* a failed write at stop is not retried */
         finish_stop(ch);
     } else if (ch->checkpoint_dirty && !ev_is_active(&ch->checkpoint_timer)) {
         ev_timer_start(ch->loop, &ch->checkpoint_timer);
