@@ -27,7 +27,6 @@
 int cli_load_config(struct cli *cli)
 {
     char err[CONFIG_ERRLEN];
-    size_t n;
 
     if (cli->cfg_loaded)
         return 0;
@@ -44,15 +43,8 @@ int cli_load_config(struct cli *cli)
         return CLI_EXIT_USAGE;
     }
     cli->cfg_loaded = true;
-    n = strlen(cli->cfg.database.name);
-    cli->db = strdup(cli->cfg.database.name);
-    cli->db_private = malloc(n + sizeof("_private"));
-    if (!cli->db || !cli->db_private) {
-        fprintf(stderr, "imes: out of memory\n");
-        return CLI_EXIT_FAIL;
-    }
-    memcpy(cli->db_private, cli->db, n);
-    memcpy(cli->db_private + n, "_private", sizeof("_private"));
+    cli->db = cli->cfg.database.name;
+    cli->db_private = cli->cfg.database.private_name;
     return 0;
 }
 
@@ -110,9 +102,7 @@ void cli_deinit(struct cli *cli)
     if (cli->cfg_loaded)
         config_free(&cli->cfg);
     cli->cfg_loaded = false;
-    free(cli->db);
-    free(cli->db_private);
-    cli->db = cli->db_private = NULL;
+    cli->db = cli->db_private = NULL; /* owned by cfg */
 }
 
 long cli_request(struct cli *cli, const char *method, const char *path, json_t *body, json_t **out)

@@ -29,8 +29,8 @@ struct cli {
     bool cfg_loaded;
     struct ev_loop *loop;
     struct couch *couch;
-    char *db;         /* database.name */
-    char *db_private; /* database.name + "_private" */
+    const char *db;         /* database.name (owned by cfg) */
+    const char *db_private; /* database.private_name (owned by cfg) */
 };
 
 /* A command: "init", "user add", ... run gets argv with argv[0] the command's

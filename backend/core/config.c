@@ -222,6 +222,8 @@ void config_free(struct config *cfg)
             strlist_free(f);
         }
     }
+    free(cfg->database.private_name);
+    cfg->database.private_name = NULL;
     free(cfg->path);
     cfg->path = NULL;
 }
@@ -448,7 +450,7 @@ int config_load_string(struct config *cfg, const char *name, const char *yaml, s
     return r;
 }
 
-/* Fills the derived URLs left empty. */
+/* Fills the derived values: URLs left empty, the private database name. */
 static int derive_urls(struct config *cfg)
 {
     char url[512];
@@ -468,6 +470,11 @@ static int derive_urls(struct config *cfg)
         snprintf(url, sizeof(url), "rtsp://%.*s", (int)n, hostport);
         free(cfg->backend.public_rtsp);
         cfg->backend.public_rtsp = strdup(url);
+    }
+    free(cfg->database.private_name);
+    if (asprintf(&cfg->database.private_name, "%s_private", cfg->database.name) < 0) {
+        cfg->database.private_name = NULL;
+        return -ENOMEM;
     }
     if (!*cfg->backend.public_delegate) {
         free(cfg->backend.public_delegate);

@@ -26,6 +26,7 @@ struct config {
         char *url; /* http://user:pass@host:port, admin credentials */
         char *name;
         char *origin;
+        char *private_name; /* derived: <name>_private (tokens, history, queues) */
     } database;
 
     struct {

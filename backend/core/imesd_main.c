@@ -44,7 +44,6 @@ struct imesd {
     struct couch *couch;
     struct changes *changes;
     struct httpd *httpd;
-    char *db_private;
 
     ev_signal sigint, sigterm, sighup;
     ev_timer probe_timer;

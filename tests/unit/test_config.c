@@ -57,6 +57,7 @@ static void test_values(void **state)
     assert_string_equal(cfg.media.v[1], "/");
     assert_string_equal(cfg.database.url, "http://u:p@db:5984"); /* trailing slash dropped */
     assert_string_equal(cfg.database.name, "music");
+    assert_string_equal(cfg.database.private_name, "music_private");
     assert_int_equal(cfg.backend.bind_port, 8000);
     assert_string_equal(cfg.backend.public_url, "https://music.example.org/b");
     assert_string_equal(cfg.backend.public_rtsp, "rtsp://music.example.org");
