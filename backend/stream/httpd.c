@@ -838,7 +838,8 @@ static enum timer_kind conn_deadline(const struct httpd_conn *c, ev_tstamp *at)
     }
     if (c->idle_timeout <= 0)
         return T_NONE;
-    *at = c->idle_since + c->idle_timeout;
+    /* Bytes in (RTCP receiver reports as interleaved frames, say) are life too. */
+    *at = (c->idle_since > c->last_read ? c->idle_since : c->last_read) + c->idle_timeout;
     return T_IDLE;
 }
 

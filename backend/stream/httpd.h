@@ -138,7 +138,9 @@ void httpd_conn_end(struct httpd_conn *c);
 /* Bytes queued and not yet sent. */
 size_t httpd_conn_pending(const struct httpd_conn *c);
 /* Replaces idle_timeout_s for this connection (0 = none), e.g. for an RTSP
- * control connection that keeps its session alive over UDP. */
+ * control connection whose session lives on over UDP, or one carrying
+ * interleaved RTP to a client that sends nothing back. (The idle clock runs
+ * from the last answer sent or byte received, whichever is later.) */
 void httpd_conn_set_idle_timeout(struct httpd_conn *c, double seconds);
 /* "192.0.2.1:50000" or "[2001:db8::1]:50000", for logs. */
 const char *httpd_conn_peer(const struct httpd_conn *c);
