@@ -340,6 +340,18 @@ static void h_flood(struct httpd_conn *c, const struct http_request *req, void *
     ev_timer_start(t->loop, &t->work);
 }
 
+static void h_short_stream(struct httpd_conn *c, const struct http_request *req, void *arg)
+{
+    struct ctx *t = arg;
+    httpd_conn_set_callbacks(c, NULL, on_close_count, t);
+    assert_int_equal(httpd_stream_start(c, 200, "audio/mpeg", NULL), 0);
+    if (!t->flag++) {
+        assert_int_equal(httpd_stream_write(c, "bye", 3), 0);
+        httpd_conn_end(c);
+        assert_int_equal(httpd_stream_write(c, "x", 1), -EPIPE);
+    }
+}
+
 static void h_metrics(struct httpd_conn *c, const struct http_request *req, void *arg)
 {
     struct buf b;
@@ -393,6 +405,7 @@ static int setup_opts(struct ctx *t, const struct httpd_options *opt)
     assert_int_equal(httpd_add_route(t->h, "GET", "/stream", h_stream, t), 0);
     assert_int_equal(httpd_add_route(t->h, "GET", "/flood", h_flood, t), 0);
     assert_int_equal(httpd_add_route(t->h, "GET", "/metrics", h_metrics, t), 0);
+    assert_int_equal(httpd_add_route(t->h, "GET", "/short", h_short_stream, t), 0);
     assert_int_equal(httpd_add_route(t->h, "GET", "bad", h_hello, t), -EINVAL);
     ev_async_init(&t->done, done_cb);
     t->done.data = t;
@@ -789,6 +802,26 @@ static void test_many_pipelined(void **state)
     teardown(&T);
 }
 
+static void c_short(struct ctx *t)
+{
+    exchange(t, 0, "GET /short HTTP/1.1\r\nHost: a\r\n\r\n", 33);
+    exchange(t, 1, "HEAD /short HTTP/1.1\r\nHost: a\r\n\r\n", 34);
+}
+
+static void test_stream_end_and_head(void **state)
+{
+    setup(&T, 0, 0);
+    run(&T, c_short, 2);
+    assert_true(strncmp(T.got[0], "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_non_null(strstr(T.got[0], "\r\n\r\nbye"));
+    assert_int_equal(strlen(strstr(T.got[0], "\r\n\r\n")), 7);
+    assert_true(strncmp(T.got[1], "HTTP/1.1 200 OK\r\n", 17) == 0);
+    assert_non_null(strstr(T.got[1], "Content-Type: audio/mpeg\r\n"));
+    assert_int_equal(strlen(strstr(T.got[1], "\r\n\r\n")), 4); /* nothing after the head */
+    assert_int_equal(T.closes, 2);
+    teardown(&T);
+}
+
 static void c_deferred(struct ctx *t)
 {
     struct client cl;
@@ -987,23 +1020,15 @@ static void test_metrics_format(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_metrics_format),
-        cmocka_unit_test(test_basic),
-        cmocka_unit_test(test_routes_and_pipelining),
-        cmocka_unit_test(test_many_pipelined),
-        cmocka_unit_test(test_bad_requests),
-        cmocka_unit_test(test_header_timeout),
-        cmocka_unit_test(test_idle_timeout),
-        cmocka_unit_test(test_rtsp_501),
-        cmocka_unit_test(test_rtsp_handler),
-        cmocka_unit_test(test_frame_outside_rtsp),
-        cmocka_unit_test(test_stream_client_leaves),
-        cmocka_unit_test(test_stream_overflow),
-        cmocka_unit_test(test_deferred_response),
-        cmocka_unit_test(test_expect_continue),
-        cmocka_unit_test(test_max_connections),
-        cmocka_unit_test(test_metrics_route),
-        cmocka_unit_test(test_ipv6),
+        cmocka_unit_test(test_metrics_format),        cmocka_unit_test(test_basic),
+        cmocka_unit_test(test_routes_and_pipelining), cmocka_unit_test(test_many_pipelined),
+        cmocka_unit_test(test_bad_requests),          cmocka_unit_test(test_header_timeout),
+        cmocka_unit_test(test_idle_timeout),          cmocka_unit_test(test_rtsp_501),
+        cmocka_unit_test(test_rtsp_handler),          cmocka_unit_test(test_frame_outside_rtsp),
+        cmocka_unit_test(test_stream_client_leaves),  cmocka_unit_test(test_stream_overflow),
+        cmocka_unit_test(test_stream_end_and_head),   cmocka_unit_test(test_deferred_response),
+        cmocka_unit_test(test_expect_continue),       cmocka_unit_test(test_max_connections),
+        cmocka_unit_test(test_metrics_route),         cmocka_unit_test(test_ipv6),
         cmocka_unit_test(test_bind_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
