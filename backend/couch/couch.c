@@ -568,6 +568,14 @@ static void escape_into(struct buf *b, const char *s)
     }
 }
 
+char *couch_escape(const char *s)
+{
+    struct buf b;
+    buf_init(&b, 1u << 20);
+    escape_into(&b, s);
+    return buf_steal(&b);
+}
+
 char *couch_path(const char *db, const char *docid)
 {
     struct buf b;

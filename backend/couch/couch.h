@@ -60,6 +60,10 @@ int couch_request(struct couch *c, const char *method, const char *path, json_t 
  * keep their slash). Returns a malloc'd string. docid may be NULL. */
 char *couch_path(const char *db, const char *docid);
 
+/* URL-escapes s for a path segment or query value (JSON keys of views:
+ * escape the serialized JSON). Returns a malloc'd string. */
+char *couch_escape(const char *s);
+
 int couch_get(struct couch *c, const char *db, const char *docid, couch_cb cb, void *arg);
 /* PUT doc (with its _rev if it has one). */
 int couch_put(struct couch *c, const char *db, const char *docid, json_t *doc, couch_cb cb,
