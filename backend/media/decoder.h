@@ -30,8 +30,8 @@ struct replaygain {
 
 /* An embedded picture; data owned by the media_info. */
 struct media_picture {
-    char *mime;       /* "image/jpeg", "image/png", ... or NULL if unknown */
-    int type;         /* ID3v2/FLAC picture type: 3 = front cover, 0 = other */
+    char *mime; /* "image/jpeg", "image/png", ... or NULL if unknown */
+    int type;   /* ID3v2/FLAC picture type: 3 = front cover, 0 = other */
     char *description;
     uint8_t *data;
     size_t len;
@@ -44,8 +44,8 @@ struct media_info {
     int64_t frames;     /* samples per channel, -1 if unknown */
     int rate;           /* Hz of the decoded PCM */
     int channels;
-    int bitrate;          /* average bits per second (file size / duration if not stated) */
-    int bits_per_sample;  /* of a lossless source, 0 for lossy */
+    int bitrate;         /* average bits per second (file size / duration if not stated) */
+    int bits_per_sample; /* of a lossless source, 0 for lossy */
     /* Tags with normalized lower-case keys, each value an array of strings
      * (multi-valued tags stay lists), unicode as written:
      * title, artist, album, albumartist, tracknumber, tracktotal, discnumber,
@@ -60,10 +60,12 @@ struct media_info {
     size_t npictures;
 };
 
-void media_info_init(struct media_info *info);   /* empty tags, NAN gains */
-void media_info_clear(struct media_info *info);  /* frees everything */
+void media_info_init(struct media_info *info);  /* empty tags, NAN gains */
+void media_info_clear(struct media_info *info); /* frees everything */
 /* Adds one value to a tag (key lower-cased and mapped to the normalized name
- * by media_tag_key). Empty values are dropped. Returns 0 or -ENOMEM. */
+ * by media_tag_key). Empty and repeated values are dropped; ReplayGain keys
+ * go into info->rg instead; "3/12" under a track or disc key becomes number
+ * and total. Returns 0 or -ENOMEM. */
 int media_info_add_tag(struct media_info *info, const char *key, const char *value);
 /* Takes ownership of data. */
 int media_info_add_picture(struct media_info *info, const char *mime, int type,
@@ -73,13 +75,60 @@ int media_info_add_picture(struct media_info *info, const char *mime, int type,
  * Returns 1 if key was a ReplayGain key, 0 if not. */
 int media_info_replaygain_tag(struct media_info *info, const char *key, const char *value);
 
+/* ---- for the plugins ---- */
+
+/* What outside input may make us hold: longer values, more values per key,
+ * more keys or pictures are dropped (tags are outside input). */
+#define MEDIA_TAG_MAX_LEN     (64 * 1024)
+#define MEDIA_TAG_MAX_VALUES  64
+#define MEDIA_TAG_MAX_KEYS    256
+#define MEDIA_PICTURE_MAX_LEN (16 * 1024 * 1024)
+#define MEDIA_PICTURE_MAX     16
+
+/* The normalized name of a format's tag key ("TPE2", "album_artist",
+ * "WM/AlbumArtist", "\xa9ART", "MusicBrainz Album Id" ...), written into out
+ * (64 bytes are enough). Keys the table does not know are kept lower-cased
+ * with spaces as '_'. Returns NULL for keys that are not tags (encoder
+ * settings, iTunNORM, ReplayGain ...) or not printable. */
+const char *media_tag_key(const char *key, char *out, size_t outlen);
+/* 1 if key is in the table of known names (for formats such as ID3 whose
+ * unknown frames are technical, not free-form). */
+int media_tag_known(const char *key);
+/* Like media_info_add_tag, for values of n bytes that need not be
+ * NUL-terminated (text that is not UTF-8 is taken as Latin-1). */
+int media_info_add_tagn(struct media_info *info, const char *key, const char *value, size_t n);
+/* One "KEY=value" Vorbis comment (FLAC, Ogg Vorbis, Opus); knows
+ * METADATA_BLOCK_PICTURE and the older COVERART. */
+int media_info_add_vorbis_comment(struct media_info *info, const char *comment, size_t len,
+                                  int flags);
+/* A FLAC PICTURE block body (also the base64 METADATA_BLOCK_PICTURE);
+ * -EINVAL if malformed. */
+int media_info_add_flac_picture(struct media_info *info, const uint8_t *data, size_t len);
+/* Copies picture bytes (the caller keeps its own). */
+int media_info_copy_picture(struct media_info *info, const char *mime, int type,
+                            const char *description, const uint8_t *data, size_t len);
+/* Adds the tags of src whose keys dst lacks, then the ReplayGain values dst
+ * lacks and src's pictures if dst has none (a second tag of a file, such as
+ * APE after ID3v2, fills gaps and never overrides). */
+void media_info_merge_missing(struct media_info *dst, struct media_info *src);
+/* "image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp" by the
+ * first bytes, or NULL. */
+const char *media_image_mime(const uint8_t *data, size_t len);
+/* ID3v1 genre number to name (0..191); NULL if out of range. */
+const char *media_id3_genre(int n);
+/* Base64 decode (RFC 4648, whitespace ignored, padding optional).
+ * Returns a malloc'd buffer and its length, or NULL if malformed. */
+uint8_t *media_base64_decode(const char *in, size_t inlen, size_t *outlen);
+/* A locale-independent decimal ("-6.20 dB", "+1,5"): 0 and *out, or -EINVAL. */
+int media_parse_decimal(const char *s, double *out);
+
 struct decoder; /* a plugin's open file */
 
 enum { DECODER_WANT_PICTURES = 1 << 0 };
 
 struct decoder_ops {
-    const char *name;                /* "mpg123", "flac", ... */
-    const char *const *extensions;   /* lower-case, without dot; NULL-ended */
+    const char *name;              /* "mpg123", "flac", ... */
+    const char *const *extensions; /* lower-case, without dot; NULL-ended */
     /* How sure the plugin is that these first bytes are its format: 0 no,
      * 1 maybe (by extension only), 2 yes (magic). May be NULL (extension only). */
     int (*probe)(const uint8_t *head, size_t len);
@@ -96,8 +145,11 @@ struct decoder_ops {
     void (*close)(struct decoder *d);
 };
 
-/* The registry, NULL-ended. */
+/* The registry, NULL-ended, and its members (tests and fuzzers call them
+ * directly). */
 extern const struct decoder_ops *const decoder_plugins[];
+extern const struct decoder_ops decoder_mpg123, decoder_flac, decoder_vorbis, decoder_opus,
+    decoder_avcodec, decoder_mpc;
 
 /* The plugin for a file: magic first, then extension. NULL if none. */
 const struct decoder_ops *decoder_for_file(const char *path, const uint8_t *head, size_t len);
