@@ -293,7 +293,8 @@ static int open_codec(struct decoder *d)
 /* (Re)builds the converter when the decoded format differs from its input. */
 static int setup_swr(struct decoder *d, const AVFrame *f)
 {
-    AVChannelLayout out;
+    /* Zeroed: av_channel_layout_copy uninits its destination first. */
+    AVChannelLayout out = {0}, in = {0};
     int r;
     if (d->swr)
         return 0;
@@ -301,7 +302,6 @@ static int setup_swr(struct decoder *d, const AVFrame *f)
     /* Same layout in and out where possible: no remixing, just the format. */
     if (f->ch_layout.nb_channels == d->channels && f->ch_layout.order != AV_CHANNEL_ORDER_UNSPEC)
         av_channel_layout_copy(&out, &f->ch_layout);
-    AVChannelLayout in;
     if (f->ch_layout.order == AV_CHANNEL_ORDER_UNSPEC)
         av_channel_layout_default(&in, f->ch_layout.nb_channels);
     else

@@ -1,0 +1,12 @@
+/*
+ * Fuzz target: Ogg Opus through libopusfile, with R128 gains and base64 pictures.
+ * The corpus holds small real files made with ffmpeg/mpcenc and tag-heavy
+ * ones; see fuzz_decoder.h for what each input goes through.
+ */
+#include "fuzz_decoder.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fuzz_decoder(&decoder_opus, data, size);
+    return 0;
+}
