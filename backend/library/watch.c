@@ -37,6 +37,7 @@
 #include <strings.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -50,7 +51,7 @@
 /* rename(2) queues FROM and TO back to back; 50 ms covers a read that split
  * them and a busy loop, and is still short for a file moved away. */
 #define MOVE_WINDOW 0.05
-/* libev may wake a hair before a deadline computed from ev_now. */
+/* A timer may wake a hair before a deadline read from another clock. */
 #define EPSILON 0.001
 /* Reads per wake-up before other watchers get a turn (64 KiB each). */
 #define MAX_READS 8
@@ -109,6 +110,15 @@ struct watch {
 };
 
 static atomic_int enospc_logged;
+
+/* Deadlines are kept on the monotonic clock: ev_now is wall-clock time, and
+ * a clock set back an hour would hold every report back an hour. */
+static ev_tstamp mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (ev_tstamp)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 const char *watch_event_name(enum watch_event ev)
 {
@@ -310,7 +320,7 @@ static void arm(struct watch *w, const char *path)
         p->path = g_strdup(path);
         g_hash_table_insert(w->pending, p->path, p);
     }
-    p->due = ev_now(w->loop) + w->settle;
+    p->due = mono() + w->settle;
     pend_append(w, p);
 }
 
@@ -519,7 +529,7 @@ static void handle(struct watch *w, const struct inotify_event *ie)
         path = NULL;
         f->is_dir = is_dir;
         f->was_pending = !is_dir && disarm(w, f->path);
-        f->due = ev_now(w->loop) + MOVE_WINDOW;
+        f->due = mono() + MOVE_WINDOW;
         f->prev = w->from_tail;
         if (w->from_tail)
             w->from_tail->next = f;
@@ -546,7 +556,7 @@ static void handle(struct watch *w, const struct inotify_event *ie)
 /* Reports due by now, moves whose partner never came. */
 static void expire(struct watch *w)
 {
-    ev_tstamp now = ev_now(w->loop) + EPSILON;
+    ev_tstamp now = mono() + EPSILON;
     while (w->from_head && w->from_head->due <= now) {
         struct move_from *f = w->from_head;
         from_unlink(w, f);
@@ -626,14 +636,16 @@ static void schedule(struct watch *w)
     ev_timer_stop(w->loop, &w->timer);
     if (!any)
         return;
-    ev_tstamp in = due - ev_now(w->loop);
+    ev_tstamp in = due - mono();
     ev_timer_set(&w->timer, in > 0 ? in : 0, 0);
     ev_timer_start(w->loop, &w->timer);
 }
 
-static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
+/* Reads what the kernel has, reports what is due, hands reports over. The
+ * timer reads too: a FROM whose TO is already queued but not yet read must
+ * not be taken for a move out just because the timer ran first. */
+static void pump(struct watch *w)
 {
-    struct watch *w = io->data;
     pthread_mutex_lock(&w->lock);
     for (int i = 0; i < MAX_READS; i++) {
         ssize_t n = read(w->fd, w->buf, sizeof(w->buf));
@@ -657,15 +669,14 @@ static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
     schedule(w);
 }
 
+static void io_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+    pump(io->data);
+}
+
 static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    struct watch *w = t->data;
-    pthread_mutex_lock(&w->lock);
-    expire(w);
-    pthread_mutex_unlock(&w->lock);
-    if (dispatch(w))
-        return;
-    schedule(w);
+    pump(t->data);
 }
 
 struct watch *watch_new(struct ev_loop *loop, double settle_s, watch_cb cb, void *arg)
