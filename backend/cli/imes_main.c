@@ -15,13 +15,19 @@
 #include "cli/cli_delegate.h"
 #include "cli/cli_device.h"
 #include "cli/cli_status.h"
+#include "cli/cli_scan.h"
 #include "cli/cli_user.h"
 #include "cli/init.h"
 #include "core/log.h"
 
 static const struct cli_command *const commands[] = {
-    &init_command,         &cli_user_command,   &cli_device_command,
-    &cli_delegate_command, &cli_status_command, NULL,
+    &init_command,
+    &cli_user_command,
+    &cli_device_command,
+    &cli_delegate_command,
+    &cli_status_command,
+    &cli_scan_command,
+    NULL,
 };
 
 static void usage(FILE *out)

@@ -24,6 +24,8 @@
 #include "core/worker.h"
 #include "couch/changes.h"
 #include "couch/couch.h"
+#include "library/scanner.h"
+#include "library/watch.h"
 #include "state/dispatch.h"
 #include "stream/httpd.h"
 
@@ -36,6 +38,12 @@
 #define STATUS_INTERVAL 2.0
 /* At shutdown, writes in flight get this long to finish before we exit. */
 #define SHUTDOWN_GRACE 10.0
+/* A written file is read once nothing touched it for this long: short enough
+ * for a change to reach its document within a second, long enough for tools
+ * that write a file in several opens. */
+#define WATCH_SETTLE 0.3
+/* When the library cannot be loaded (CouchDB away at start), try again. */
+#define LIBRARY_RETRY 5.0
 
 struct imesd {
     struct config cfg;
@@ -44,8 +52,12 @@ struct imesd {
     struct couch *couch;
     struct changes *changes;
     struct httpd *httpd;
+    struct scanner *scanner;
+    struct watch *watch;
+    int library_loaded;
 
-    ev_signal sigint, sigterm, sighup;
+    ev_signal sigint, sigterm, sighup, sigusr1;
+    ev_timer library_timer;
     ev_timer probe_timer;
     ev_timer status_timer;
     ev_timer grace_timer;
@@ -214,6 +226,92 @@ static void metrics_route(struct httpd_conn *conn, const struct http_request *re
     buf_free(&out);
 }
 
+/* ---- the music library ---- */
+
+static void library_scanned(int err, void *arg)
+{
+    (void)arg;
+    if (err && err != -EINPROGRESS)
+        LOG(E_WARN, L_LIBRARY, "scan failed: %s", strerror(-err));
+}
+
+static void library_loaded(int err, void *arg)
+{
+    struct imesd *d = arg;
+    if (d->stopping)
+        return;
+    if (err) {
+        LOG(E_WARN, L_LIBRARY, "library not loaded (%s); trying again in %.0f s", strerror(-err),
+            LIBRARY_RETRY);
+        ev_timer_set(&d->library_timer, LIBRARY_RETRY, 0.);
+        ev_timer_start(d->loop, &d->library_timer);
+        return;
+    }
+    d->library_loaded = 1;
+    scanner_scan(d->scanner, NULL, library_scanned, d);
+}
+
+static void library_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct imesd *d = w->data;
+    if (scanner_load(d->scanner, library_loaded, d) < 0) {
+        ev_timer_set(w, LIBRARY_RETRY, 0.);
+        ev_timer_start(loop, w);
+    }
+}
+
+/* Thread: worker (the scanner's walk). */
+static void watch_dir_hook(const char *path, void *arg)
+{
+    struct imesd *d = arg;
+    if (d->watch)
+        watch_add_dir(d->watch, path);
+}
+
+static void on_watch(enum watch_event ev, const char *path, const char *old_path, int is_dir,
+                     void *arg)
+{
+    struct imesd *d = arg;
+    if (!d->library_loaded || d->stopping)
+        return; /* the scan after loading sees everything */
+    LOG(E_DEBUG, L_LIBRARY, "inotify: %s %s%s%s", watch_event_name(ev), old_path ? old_path : "",
+        old_path ? " -> " : "", path ? path : "");
+    switch (ev) {
+    case WATCH_FILE_CHANGED:
+        scanner_file_changed(d->scanner, path);
+        break;
+    case WATCH_FILE_REMOVED:
+        scanner_file_removed(d->scanner, path);
+        break;
+    case WATCH_MOVED:
+        scanner_moved(d->scanner, old_path, path, is_dir);
+        break;
+    case WATCH_DIR_ADDED:
+        scanner_scan(d->scanner, path, library_scanned, d);
+        break;
+    case WATCH_DIR_REMOVED:
+        scanner_dir_removed(d->scanner, path);
+        break;
+    case WATCH_OVERFLOW:
+        LOG(E_WARN, L_LIBRARY, "inotify queue overflowed: rescanning everything");
+        scanner_scan(d->scanner, NULL, library_scanned, d);
+        break;
+    }
+}
+
+static int collect_library(struct buf *out, void *arg)
+{
+    struct imesd *d = arg;
+    const struct scanner_progress *p = scanner_last(d->scanner);
+    metrics_gauge(out, "imes_library_files", "Files in the library.",
+                  (double)scanner_file_count(d->scanner));
+    metrics_gauge(out, "imes_library_scanning", "Whether a scan is running.",
+                  scanner_busy(d->scanner));
+    metrics_gauge(out, "imes_library_last_scan_seconds", "Duration of the last scan.", p->elapsed);
+    return metrics_gauge(out, "imes_library_last_scan_unreadable",
+                         "Files the last scan could not read.", (double)p->errors);
+}
+
 /* ---- shutdown ---- */
 
 static void finish_now(struct imesd *d)
@@ -275,6 +373,8 @@ static void begin_shutdown(struct imesd *d, const char *why)
     ev_timer_stop(d->loop, &d->probe_timer);
     ev_timer_stop(d->loop, &d->status_timer);
     httpd_free(&d->httpd); /* no new clients */
+    watch_free(&d->watch);
+    ev_timer_stop(d->loop, &d->library_timer);
     ev_timer_set(&d->grace_timer, SHUTDOWN_GRACE, 0.);
     ev_timer_start(d->loop, &d->grace_timer);
     if (changes_stop(d->changes, feed_stopped, d) < 0)
@@ -284,6 +384,13 @@ static void begin_shutdown(struct imesd *d, const char *why)
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     struct imesd *d = w->data;
+    if (w->signum == SIGUSR1) {
+        if (d->scanner && d->library_loaded) {
+            LOG(E_INFO, L_MAIN, "SIGUSR1: rescanning the library");
+            scanner_scan(d->scanner, NULL, library_scanned, d);
+        }
+        return;
+    }
     if (w->signum == SIGHUP) {
         int r = log_reopen();
         LOG(r < 0 ? E_ERROR : E_INFO, L_MAIN, "SIGHUP: log reopened%s%s", r < 0 ? ": " : "",
@@ -400,6 +507,24 @@ int main(int argc, char **argv)
     httpd_add_route(d.httpd, "GET", "/metrics", metrics_route, &d);
     metrics_add_collector(collect_core, &d);
 
+    if (d.cfg.media.n > 0) {
+        d.watch = watch_new(d.loop, WATCH_SETTLE, on_watch, &d);
+        if (!d.watch)
+            LOG(E_WARN, L_LIBRARY, "inotify unavailable (%s): changes are seen at the next scan",
+                strerror(errno));
+        struct scanner_options sopt = {
+            .roots = &d.cfg.media,
+            .db = d.cfg.database.name,
+            .dir_hook = watch_dir_hook,
+            .dir_hook_arg = &d,
+        };
+        if (!(d.scanner = scanner_new(d.loop, d.couch, d.workers, &sopt))) {
+            LOG(E_FATAL, L_MAIN, "cannot set up the library scanner");
+            goto fail_scanner;
+        }
+        metrics_add_collector(collect_library, &d);
+    }
+
     struct changes_options copt = {
         .db = d.cfg.database.name,
         .checkpoint_id = CHECKPOINT_ID,
@@ -417,7 +542,13 @@ int main(int argc, char **argv)
     ev_signal_init(&d.sigint, signal_cb, SIGINT);
     ev_signal_init(&d.sigterm, signal_cb, SIGTERM);
     ev_signal_init(&d.sighup, signal_cb, SIGHUP);
-    d.sigint.data = d.sigterm.data = d.sighup.data = &d;
+    ev_signal_init(&d.sigusr1, signal_cb, SIGUSR1);
+    d.sigint.data = d.sigterm.data = d.sighup.data = d.sigusr1.data = &d;
+    ev_signal_start(d.loop, &d.sigusr1);
+    ev_timer_init(&d.library_timer, library_timer_cb, 0., 0.);
+    d.library_timer.data = &d;
+    if (d.scanner)
+        ev_timer_start(d.loop, &d.library_timer);
     ev_signal_start(d.loop, &d.sigint);
     ev_signal_start(d.loop, &d.sigterm);
     ev_signal_start(d.loop, &d.sighup);
@@ -443,12 +574,19 @@ int main(int argc, char **argv)
     ev_signal_stop(d.loop, &d.sigint);
     ev_signal_stop(d.loop, &d.sigterm);
     ev_signal_stop(d.loop, &d.sighup);
+    ev_signal_stop(d.loop, &d.sigusr1);
+    ev_timer_stop(d.loop, &d.library_timer);
     ev_timer_stop(d.loop, &d.probe_timer);
     ev_timer_stop(d.loop, &d.status_timer);
     ev_timer_stop(d.loop, &d.grace_timer);
     ev_idle_stop(d.loop, &d.drain_idle);
     changes_free(&d.changes);
 fail_changes:
+    /* Workers first: their done() callbacks still reach the scanner. */
+    worker_pool_free(&d.workers);
+    scanner_free(&d.scanner);
+fail_scanner:
+    watch_free(&d.watch);
     httpd_free(&d.httpd);
 fail_httpd:
     couch_free(&d.couch);
