@@ -39,7 +39,7 @@ void picture_global_deinit(void);
  * by their bytes. Returns 0 and fills out (the caller clears it), or a
  * negative errno with a reason in err and out left empty: -EINVAL for data
  * that is not a usable image ("not an image: starts 00 01 02 03",
- * "image/jpeg: VipsJpeg: premature end of input file"), -EFBIG over the
+ * "image/jpeg: VipsJpeg: Premature end of input file"), -EFBIG over the
  * limits ("image too large: 30000 x 30000"): 32 MiB, 64 megapixels (16 for
  * GIF and BMP, which are decoded whole), -EIO when encoding fails, -ENOSYS
  * before picture_global_init. err may be NULL. */

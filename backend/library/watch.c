@@ -608,8 +608,6 @@ static int dispatch(struct watch *w)
         w->rep_head = r->next;
         if (!w->rep_head)
             w->rep_tail = NULL;
-        LOG(E_DEBUG, L_LIBRARY, "watch: %s %s%s%s", watch_event_name(r->ev), r->path ? r->path : "",
-            r->old_path ? " from " : "", r->old_path ? r->old_path : "");
         w->cb(r->ev, r->path, r->old_path, r->is_dir, w->arg);
         report_free(r);
     }
