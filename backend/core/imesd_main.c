@@ -373,7 +373,8 @@ static void begin_shutdown(struct imesd *d, const char *why)
     ev_timer_stop(d->loop, &d->probe_timer);
     ev_timer_stop(d->loop, &d->status_timer);
     httpd_free(&d->httpd); /* no new clients */
-    watch_free(&d->watch);
+    /* The watcher stays until the workers are joined: a scan's walk may still
+     * be registering folders with it. on_watch ignores events from now on. */
     ev_timer_stop(d->loop, &d->library_timer);
     ev_timer_set(&d->grace_timer, SHUTDOWN_GRACE, 0.);
     ev_timer_start(d->loop, &d->grace_timer);
