@@ -1239,6 +1239,7 @@ static void move_one(struct scanner *s, const char *old_path, const char *new_pa
         scanner_file_changed(s, new_path); /* not known yet: read it */
         return;
     }
+    scanner_file_removed(s, new_path); /* moved over a known file: its document goes */
     void *prev = NULL;
     hmap_set(s->files, new_path, e, &prev);
     if (prev && prev != e)
