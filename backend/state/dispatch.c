@@ -9,85 +9,50 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "state/docs.h"
 
 typedef const char *(*shape_fn)(json_t *doc);
 
-/* Optional field of a given kind: absent or null is fine. */
-static int opt_is(json_t *doc, const char *key, int (*is)(const json_t *))
-{
-    json_t *v = json_object_get(doc, key);
-    return !v || json_is_null(v) || is(v);
-}
-
-static int is_bool(const json_t *v)
-{
-    return json_is_boolean(v);
-}
-static int is_string(const json_t *v)
-{
-    return json_is_string(v);
-}
-static int is_number(const json_t *v)
-{
-    return json_is_number(v);
-}
-static int is_array(const json_t *v)
-{
-    return json_is_array(v);
-}
+/* The shape checks are the parsers of state/docs.h, which name the field
+ * that is wrong. Thread: loop (one buffer for the answer is enough). */
+static char shape_err[DOCS_ERR_MAX];
 
 static const char *shape_channel(json_t *doc)
 {
-    if (!opt_is(doc, "paused", is_bool))
-        return "paused must be true or false";
-    json_t *rg = json_object_get(doc, "replaygain");
-    if (rg && !json_is_null(rg)) {
-        const char *m = json_string_value(rg);
-        if (!m || (strcmp(m, "album") && strcmp(m, "track") && strcmp(m, "off")))
-            return "replaygain must be album, track or off";
-    }
-    if (!opt_is(doc, "crossfade", is_number))
-        return "crossfade must be a number of seconds";
-    return NULL;
+    struct docs_channel c;
+    return docs_channel_parse(doc, &c, shape_err, sizeof(shape_err)) < 0 ? shape_err : NULL;
 }
 
 static const char *shape_entry(json_t *doc)
 {
-    if (!json_is_string(json_object_get(doc, "file")))
-        return "file must be a file id";
-    if (!json_is_string(json_object_get(doc, "key")))
-        return "key must be a string";
-    return NULL;
+    struct docs_entry e;
+    return docs_entry_parse(doc, &e, shape_err, sizeof(shape_err)) < 0 ? shape_err : NULL;
 }
 
 static const char *shape_aggregate(json_t *doc)
 {
-    return opt_is(doc, "channel", is_string) ? NULL : "channel must be a channel name";
+    struct docs_aggregate a;
+    return docs_aggregate_parse(doc, &a, shape_err, sizeof(shape_err)) < 0 ? shape_err : NULL;
 }
 
 static const char *shape_device(json_t *doc)
 {
-    if (!opt_is(doc, "aggregate", is_string))
-        return "aggregate must be an aggregate name";
-    if (!opt_is(doc, "codec", is_string))
-        return "codec must be mp3 or opus";
-    return NULL;
+    struct docs_device d;
+    return docs_device_parse(doc, &d, shape_err, sizeof(shape_err)) < 0 ? shape_err : NULL;
 }
 
 static const char *shape_delegate(json_t *doc)
 {
-    return opt_is(doc, "devices", is_array) ? NULL : "devices must be a list of device names";
+    struct docs_delegate d;
+    int r = docs_delegate_parse(doc, &d, shape_err, sizeof(shape_err));
+    docs_delegate_clear(&d);
+    return r < 0 ? shape_err : NULL;
 }
 
 static const char *shape_user(json_t *doc)
 {
-    if (!opt_is(doc, "lockout", is_bool))
-        return "lockout must be true or false";
-    if (!opt_is(doc, "session_timeout", is_number))
-        return "session_timeout must be a number of seconds";
-    if (!opt_is(doc, "aggregate", is_string))
-        return "aggregate must be an aggregate name";
-    return NULL;
+    struct docs_user u;
+    return docs_user_parse(doc, &u, shape_err, sizeof(shape_err)) < 0 ? shape_err : NULL;
 }
 
 static struct {

@@ -11,6 +11,11 @@ import assert from 'node:assert/strict';
 import { startCouch, writeConfig, imes, couchRequest } from '../lib/harness.mjs';
 
 let couch, cfg;
+const UID1 = '0123456789abcdef';
+const UID2 = 'fedcba9876543210';
+const UID3 = '00000000000000aa';
+const entryDoc = (playlist, by, key, file = 'file:f1') =>
+  ({ type: 'entry', playlist, file, key, added_by: by, added: '2024-05-01T12:00:00Z' });
 const PW = { alice: 'alice secret 1', bob: 'bob secret 2', carol: 'carol secret 3' };
 const DENIED = [401, 403];
 
@@ -161,14 +166,14 @@ describe('a member (alice)', () => {
 
   test('can write channels, playlist entries, aggregates and her own settings', async () => {
     await allowed('alice', 'imes', 'channel:jazz', { type: 'channel', paused: true, replaygain: 'album', crossfade: 2.5 });
-    await allowed('alice', 'imes', 'entry:jazz:a0', { type: 'entry', file: 'file:f1', key: 'a0' });
+    await allowed('alice', 'imes', `entry:c~jazz:${UID1}`, entryDoc('c~jazz', 'alice', 'a0'));
     await allowed('alice', 'imes', 'aggregate:home', { type: 'aggregate', channel: 'jazz' });
     await allowed('alice', 'imes', 'user:alice', { type: 'user', aggregate: 'home', lockout: true, session_timeout: 600, scrobbling: false });
     // and delete them again
-    const cur = await current('imes', 'entry:jazz:a0');
-    const d = await as('alice', 'DELETE', `/imes/entry%3Ajazz%3Aa0?rev=${cur._rev}`);
+    const cur = await current('imes', `entry:c~jazz:${UID1}`);
+    const d = await as('alice', 'DELETE', `${docPath('imes', `entry:c~jazz:${UID1}`)}?rev=${cur._rev}`);
     assert.equal(d.status, 200);
-    assert.equal(await current('imes', 'entry:jazz:a0'), null);
+    assert.equal(await current('imes', `entry:c~jazz:${UID1}`), null);
   });
 
   test('gets a clear message naming the field for a malformed document', async () => {
@@ -178,9 +183,28 @@ describe('a member (alice)', () => {
       ['channel:bad', { crossfade: 11 }, /crossfade/],
       ['channel:bad', { crossfade: '1' }, /crossfade/],
       ['channel:bad', { type: 'device' }, /type/],
-      ['entry:jazz:b0', { key: 'b0' }, /file/],
-      ['entry:jazz:b0', { file: 'file:f1' }, /key/],
-      ['entry:jazz:b0', { file: 'file:f1', key: 7 }, /key/],
+      [`entry:c~jazz:${UID2}`, { ...entryDoc('c~jazz', 'alice', 'a1'), file: undefined }, /file/],
+      [`entry:c~jazz:${UID2}`, { ...entryDoc('c~jazz', 'alice', 'a1'), file: 'f1' }, /file/],
+      [`entry:c~jazz:${UID2}`, { ...entryDoc('c~jazz', 'alice', 'a1'), key: undefined }, /key/],
+      [`entry:c~jazz:${UID2}`, { ...entryDoc('c~jazz', 'alice', 'a1'), key: 7 }, /key/],
+      [`entry:c~jazz:${UID2}`, { ...entryDoc('c~jazz', 'alice', 'a1'), key: 'a00' }, /key/],
+      [`entry:c~jazz:${UID2}`, { ...entryDoc('c~jazz', 'alice', 'a1'), key: 'a0-' }, /key/],
+      [`entry:c~jazz:${UID2}`, { ...entryDoc('c~jazz', 'alice', 'a1'), playlist: 'c~blues' }, /playlist/],
+      [`entry:c~jazz:${UID2}`, { ...entryDoc('c~jazz', 'alice', 'a1'), added_by: undefined }, /added_by/],
+      [`entry:c~jazz:${UID2}`, { ...entryDoc('c~jazz', 'alice', 'a1'), added: undefined }, /added/],
+      ['entry:jazz:b0', entryDoc('jazz', 'alice', 'a1'), /_id/],
+      [`entry:c~jazz:${UID2.toUpperCase()}`, entryDoc('c~jazz', 'alice', 'a1'), /_id/],
+      [`entry:u~alice:${UID2}`, entryDoc('u~alice', 'alice', 'a1'), /_id/],
+      [`entry:c~ja~zz:${UID2}`, entryDoc('c~ja~zz', 'alice', 'a1'), /_id/],
+      ['channel:bad', { play: 'now' }, /play/],
+      ['channel:bad', { play: { entry: `entry:c~jazz:${UID1}`, request: 'n1' } }, /play\.entry/],
+      ['channel:bad', { play: { entry: `entry:c~bad:${UID1}` } }, /play\.request/],
+      ['channel:bad', { play: { entry: `entry:c~bad:${UID1}`, request: 'has space' } }, /play\.request/],
+      ['channel:bad', { skip: '' }, /skip/],
+      ['channel:bad', { skip: 42 }, /skip/],
+      ['channel:ba~d', { paused: false }, /name/],
+      ['aggregate:bad', { channel: 'ja~zz' }, /channel/],
+      ['user:alice', { aggregate: 'a:b' }, /aggregate/],
       ['aggregate:bad', { channel: 5 }, /channel/],
       ['user:alice', { lockout: 'no' }, /lockout/],
       ['user:alice', { session_timeout: 'long' }, /session_timeout/],
@@ -203,6 +227,50 @@ describe('a member (alice)', () => {
     await refused('alice', 'imes_private', 'token:device:kitchen', { token: '0'.repeat(32) });
     await refused('alice', 'imes_private', 'token:device:mine', { token: '0'.repeat(32) });
     await refused('bob', 'imes_private', 'history:bob', { x: 1 });
+  });
+});
+
+describe('playlists', () => {
+  const own = `entry:u~alice~mix:${UID3}`;
+
+  test("a user's own playlist: she writes it, nobody else but an admin", async () => {
+    await allowed('alice', 'imes', own, entryDoc('u~alice~mix', 'alice', 'a0'));
+    await allowed('alice', 'imes', own, entryDoc('u~alice~mix', 'alice', 'a0V')); // moved
+    const r = await refused('bob', 'imes', own, entryDoc('u~alice~mix', 'alice', 'a1'), [403]);
+    assert.match(r.body.reason, /u~alice~mix.*alice/);
+    await refused('bob', 'imes', `entry:u~alice~mix:${UID1}`, entryDoc('u~alice~mix', 'bob', 'a1'), [403]);
+    await deleteRefused('bob', 'imes', own);
+    await refused(null, 'imes', `entry:u~alice~mix:${UID2}`, entryDoc('u~alice~mix', 'alice', 'a2'));
+    // an admin may (cleaning up, importing)
+    await allowed('carol', 'imes', `entry:u~alice~mix:${UID2}`, entryDoc('u~alice~mix', 'alice', 'a2'));
+    await allowed('bob', 'imes', `entry:u~bob~mix:${UID1}`, entryDoc('u~bob~mix', 'bob', 'a0'));
+  });
+
+  test("a channel's queue: any member adds and moves, nobody rewrites who added what", async () => {
+    const id = `entry:c~jazz:${UID3}`;
+    await allowed('alice', 'imes', id, entryDoc('c~jazz', 'alice', 'a5'));
+    await allowed('bob', 'imes', id, entryDoc('c~jazz', 'alice', 'a3')); // bob moves alice's entry
+    let r = await refused('bob', 'imes', id, entryDoc('c~jazz', 'bob', 'a3'), [403]);
+    assert.match(r.body.reason, /added_by.*cannot change/);
+    r = await refused('bob', 'imes', id, entryDoc('c~jazz', 'alice', 'a3', 'file:f2'), [403]);
+    assert.match(r.body.reason, /file.*cannot change/);
+    r = await refused('bob', 'imes', id, { ...entryDoc('c~jazz', 'alice', 'a3'), added: '2025-01-01T00:00:00Z' }, [403]);
+    assert.match(r.body.reason, /added.*cannot change/);
+    // a member adds entries in their own name only
+    r = await refused('bob', 'imes', `entry:c~jazz:${UID2}`, entryDoc('c~jazz', 'alice', 'a6'), [403]);
+    assert.match(r.body.reason, /added_by.*bob/);
+    // bob removes alice's entry from the shared queue
+    const cur = await current('imes', id);
+    const d = await as('bob', 'DELETE', `${docPath('imes', id)}?rev=${cur._rev}`);
+    assert.equal(d.status, 200);
+  });
+
+  test('play and skip requests on a channel', async () => {
+    await allowed('bob', 'imes', 'channel:jazz', {
+      type: 'channel', paused: false, replaygain: 'track', crossfade: 0.5,
+      play: { entry: `entry:c~jazz:${UID1}`, request: '5f2a9c0e1b7d3a46' }, skip: 'a1b2c3d4e5f60718',
+    });
+    await allowed('bob', 'imes', 'channel:jazz', { type: 'channel', play: null, skip: null });
   });
 });
 
