@@ -69,8 +69,12 @@ struct req {
     int finished;
     int cancelled;
     int opened;
+    int cancel_error; /* -ECANCELED, or -ETIMEDOUT for a silent stream */
     couch_line_cb on_line;
     ev_timer cancel_timer;
+    ev_timer idle_timer; /* no byte for idle_s: the stream is dead */
+    double idle_s;
+    ev_tstamp last_rx;
 };
 
 struct sock {
@@ -176,6 +180,7 @@ static size_t header_stream_cb(char *ptr, size_t size, size_t nmemb, void *userp
     struct req *r = userp;
     size_t n = size * nmemb;
     long status = 0;
+    r->last_rx = ev_now(r->c->loop);
     if (r->opened || r->cancelled || !(n == 2 && ptr[0] == '\r' && ptr[1] == '\n'))
         return n;
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -192,6 +197,7 @@ static size_t write_stream_cb(char *ptr, size_t size, size_t nmemb, void *userp)
     size_t n = size * nmemb;
     if (r->cancelled)
         return 0;
+    r->last_rx = ev_now(r->c->loop);
     for (size_t i = 0; i < n; i++) {
         if (ptr[i] != '\n') {
             if (buf_append(&r->resp, ptr + i, 1) < 0)
@@ -353,7 +359,7 @@ static void req_done(struct req *r, CURLcode rc)
     r->attached = 0;
     int error = curl_to_errno(rc);
     if (r->is_stream && r->cancelled)
-        error = -ECANCELED;
+        error = r->cancel_error;
     if (error)
         status = r->is_stream ? status : 0;
 
@@ -381,8 +387,10 @@ static void req_done(struct req *r, CURLcode rc)
             return;
         r->finished = 1;
         ev_timer_stop(c->loop, &r->cancel_timer);
+        ev_timer_stop(c->loop, &r->idle_timer);
     }
-    req_complete(r, status, error, r->errbuf);
+    req_complete(r, status, error,
+                 error == -ETIMEDOUT && r->is_stream ? "no data, not even a heartbeat" : r->errbuf);
 }
 
 static void retry_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -482,9 +490,31 @@ static void cancel_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     if (r->finished)
         return;
     r->finished = 1;
+    ev_timer_stop(loop, &r->idle_timer);
     curl_multi_remove_handle(r->c->multi, r->easy);
     r->attached = 0;
-    req_complete(r, 0, -ECANCELED, "cancelled");
+    req_complete(r, 0, r->cancel_error,
+                 r->cancel_error == -ETIMEDOUT ? "no data, not even a heartbeat" : "cancelled");
+}
+
+/* A heartbeat is one byte every few seconds: an average-speed limit (libcurl's
+ * LOW_SPEED_*) would call that too slow; what matters is that bytes keep
+ * coming at all. */
+static void idle_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct req *r = w->data;
+    double quiet = ev_now(loop) - r->last_rx;
+    if (quiet < r->idle_s) {
+        ev_timer_set(w, r->idle_s - quiet, 0.);
+        ev_timer_start(loop, w);
+        return;
+    }
+    if (r->finished || r->cancelled)
+        return;
+    LOG(E_WARN, L_COUCH, "GET %s: nothing received for %.0f s; closing", r->url, quiet);
+    r->cancelled = 1;
+    r->cancel_error = -ETIMEDOUT;
+    ev_timer_start(loop, &r->cancel_timer);
 }
 
 struct couch_stream *couch_stream_get(struct couch *c, const char *path, int idle_timeout_s,
@@ -500,16 +530,19 @@ struct couch_stream *couch_stream_get(struct couch *c, const char *path, int idl
     r->arg = arg;
     ev_timer_init(&r->cancel_timer, cancel_timer_cb, 0., 0.);
     r->cancel_timer.data = r;
+    r->cancel_error = -ECANCELED;
+    ev_timer_init(&r->idle_timer, idle_timer_cb, idle_timeout_s, 0.);
+    r->idle_timer.data = r;
+    r->idle_s = idle_timeout_s;
+    r->last_rx = ev_now(c->loop);
     if (req_start(r) < 0) {
         req_free(r);
         return NULL;
     }
-    if (idle_timeout_s > 0) {
-        /* A feed that sends not even its heartbeat for this long is dead
-         * (a half-open TCP connection after the server vanished). */
-        curl_easy_setopt(r->easy, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(r->easy, CURLOPT_LOW_SPEED_TIME, (long)idle_timeout_s);
-    }
+    /* A feed that sends not even its heartbeat for this long is dead (a
+     * half-open TCP connection after the server vanished). */
+    if (idle_timeout_s > 0)
+        ev_timer_start(c->loop, &r->idle_timer);
     return (struct couch_stream *)r;
 }
 
@@ -861,8 +894,10 @@ void couch_free(struct couch **cp)
         struct req *r = c->all;
         if (r->attached)
             curl_multi_remove_handle(c->multi, r->easy);
-        if (r->is_stream)
+        if (r->is_stream) {
             ev_timer_stop(c->loop, &r->cancel_timer);
+            ev_timer_stop(c->loop, &r->idle_timer);
+        }
         req_free(r);
     }
     ev_timer_stop(c->loop, &c->timer);

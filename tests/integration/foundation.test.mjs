@@ -70,6 +70,16 @@ test('healthz reports CouchDB reachable and the feed live', async () => {
   assert.match(m, /^imes_changes_feed_live 1$/m);
 });
 
+test('the feed stays open while nothing happens (heartbeats keep it alive)', async () => {
+  // Three heartbeat periods (2 s each) and more with no change at all: an
+  // idle feed must not be taken for a dead one.
+  await new Promise((r) => setTimeout(r, 8000));
+  const m = await (await fetch(`${imesd.url}/metrics`)).text();
+  assert.match(m, /^imes_changes_reconnects_total 0$/m);
+  assert.doesNotMatch(logText(), /feed ended/);
+  assert.match(m, /^imes_changes_feed_live 1$/m);
+});
+
 test('a document written by someone else is seen by imesd', async () => {
   const rev = await put('channel:lounge', { type: 'channel', paused: false });
   await waitFor(() => appliedLines(logText()).includes(`channel:lounge ${rev}`),
