@@ -55,6 +55,8 @@ struct decoder {
     int64_t pos;     /* frames handed out */
     int64_t skip_to; /* after a seek: drop decoded samples before this */
     int eof;         /* demuxer done, decoder flushed */
+    int codec_open;
+    int codec_err; /* why the codec could not be opened */
     float *buf;
     size_t buf_cap, buf_len, buf_pos; /* frames */
     off_t size;
@@ -273,7 +275,26 @@ static int avcodec_read_info(struct decoder *d, struct media_info *info, int fla
     return 0;
 }
 
+static int open_codec_once(struct decoder *d);
+
+/* The codec opens on first use; if it cannot, every later call says so
+ * (an unopened AVCodecContext must not reach avcodec_flush_buffers). */
 static int open_codec(struct decoder *d)
+{
+    if (d->codec_err)
+        return d->codec_err;
+    if (d->codec_open)
+        return 0;
+    int r = open_codec_once(d);
+    if (r < 0) {
+        d->codec_err = r;
+        return r;
+    }
+    d->codec_open = 1;
+    return 0;
+}
+
+static int open_codec_once(struct decoder *d)
 {
     AVStream *s = d->fmt->streams[d->stream];
     d->cc = avcodec_alloc_context3(d->codec);
@@ -366,7 +387,7 @@ static int convert(struct decoder *d, AVFrame *f)
 static long avcodec_read(struct decoder *d, float *pcm, size_t max_frames)
 {
     int r;
-    if (!d->cc && (r = open_codec(d)) < 0)
+    if ((r = open_codec(d)) < 0)
         return r;
     for (int idle = 0; d->buf_pos >= d->buf_len; idle++) {
         if (idle > MAX_IDLE_PACKETS)
@@ -418,7 +439,7 @@ static long avcodec_read(struct decoder *d, float *pcm, size_t max_frames)
 static int avcodec_seek_dec(struct decoder *d, int64_t frame)
 {
     int r;
-    if (!d->cc && (r = open_codec(d)) < 0)
+    if ((r = open_codec(d)) < 0)
         return r;
     AVStream *s = d->fmt->streams[d->stream];
     /* Transform codecs (AAC, WMA) overlap each frame with the one before:

@@ -209,10 +209,14 @@ static int mpg123_open_dec(struct decoder **out, const char *path, const char **
         return -EINVAL;
     }
     /* Keep the channel count for the whole file: libmpg123 converts a
-     * stream that switches between mono and stereo. */
+     * stream that switches between mono and stereo. Every rate stays
+     * allowed: a broken stream may switch rates, and a rate libmpg123
+     * cannot output makes it decode into a buffer sized for another
+     * format (1.31.2; found by fuzzing). */
     mpg123_format_none(d->mh);
-    mpg123_format(d->mh, d->rate, d->channels == 1 ? MPG123_MONO : MPG123_STEREO,
-                  MPG123_ENC_FLOAT_32);
+    for (size_t i = 0; i < nrates; i++)
+        mpg123_format(d->mh, rates[i], d->channels == 1 ? MPG123_MONO : MPG123_STEREO,
+                      MPG123_ENC_FLOAT_32);
 
     /* What lies between the tags, for the truncation check and the bitrate. */
     off_t start = 0, end = st.st_size;
@@ -311,9 +315,13 @@ static long mpg123_read_pcm(struct decoder *d, float *pcm, size_t max_frames)
         if (r == MPG123_NEW_FORMAT) {
             long rate;
             int ch, enc;
-            mpg123_getformat(d->mh, &rate, &ch, &enc);
-            if (ch != d->channels || enc != MPG123_ENC_FLOAT_32)
+            if (mpg123_getformat(d->mh, &rate, &ch, &enc) != MPG123_OK || ch != d->channels ||
+                enc != MPG123_ENC_FLOAT_32)
                 return -EIO;
+            /* A rate change mid-file: only broken files do it; the pitch
+             * of the rest is wrong, nothing worse. */
+            if (rate != d->rate)
+                LOG(E_DEBUG, L_MEDIA, "mpg123: rate changes from %ld to %ld", d->rate, rate);
             if (done)
                 break;
             continue;
