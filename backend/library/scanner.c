@@ -13,6 +13,7 @@
 #include "scanner.h"
 
 #include <dirent.h>
+#include <glib.h> /* g_base64_*: glib comes with libvips */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -171,6 +172,78 @@ static void iso_time(time_t t, char *out, size_t len)
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Valid UTF-8 as it is; otherwise each byte that does not start a valid
+ * sequence becomes U+FFFD, so the text can go into JSON. Caller frees. */
+static char *utf8_lossy(const char *s, size_t n)
+{
+    char *out = malloc(n * 3 + 1);
+    if (!out)
+        return NULL;
+    size_t j = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        int ok = len > 0 && i + len <= n;
+        for (size_t k = 1; ok && k < len; k++)
+            ok = ((unsigned char)s[i + k] >> 6) == 2;
+        if (ok && len == 2 && c < 0xc2)
+            ok = 0; /* overlong */
+        if (ok && len == 3) {
+            unsigned cp = ((c & 15u) << 12) | (((unsigned char)s[i + 1] & 63u) << 6) |
+                          ((unsigned char)s[i + 2] & 63u);
+            ok = cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff);
+        }
+        if (ok && len == 4) {
+            unsigned cp = ((c & 7u) << 18) | (((unsigned char)s[i + 1] & 63u) << 12);
+            ok = cp >= 0x10000 && cp <= 0x10ffff;
+        }
+        if (ok && c == 0)
+            ok = 0;
+        if (ok) {
+            memcpy(out + j, s + i, len);
+            j += len;
+            i += len;
+        } else {
+            memcpy(out + j, "\xef\xbf\xbd", 3);
+            j += 3;
+            i++;
+        }
+    }
+    out[j] = '\0';
+    return out;
+}
+
+/* Sets path, folder and name of a file document. File names are bytes; one
+ * that is not UTF-8 is shown with replacement characters, and its bytes are
+ * kept in path_raw (base64) so the scanner finds the document again. */
+static void set_path_fields(json_t *doc, const char *path, json_t *warnings)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n = strlen(path);
+    json_t *p = json_stringn(path, n);
+    if (p) {
+        json_object_set_new(doc, "path", p);
+        json_object_del(doc, "path_raw");
+    } else {
+        char *lossy = utf8_lossy(path, n);
+        gchar *raw = g_base64_encode((const guchar *)path, n);
+        json_object_set_new(doc, "path", json_string(lossy ? lossy : ""));
+        json_object_set_new(doc, "path_raw", json_string(raw));
+        if (warnings)
+            json_array_append_new(warnings, json_string("file name is not valid UTF-8: shown "
+                                                        "with replacement characters"));
+        free(lossy);
+        g_free(raw);
+    }
+    size_t dn = slash ? (size_t)(slash - path) : 0;
+    char *folder = utf8_lossy(path, dn);
+    char *name = utf8_lossy(slash ? slash + 1 : path, n - (slash ? dn + 1 : 0));
+    json_object_set_new(doc, "folder", json_string(folder ? folder : ""));
+    json_object_set_new(doc, "name", json_string(name ? name : ""));
+    free(folder);
+    free(name);
 }
 
 static void new_id(char out[40])
@@ -514,22 +587,13 @@ static void read_one(struct scanner *s, struct read_result *r)
     char now[32];
     iso_time(time(NULL), now, sizeof(now));
     json_object_set_new(doc, "type", json_string("file"));
-    json_object_set_new(doc, "path", json_string(r->f.path));
-    json_object_set_new(doc, "folder", json_string(folder ? folder : ""));
-    json_object_set_new(doc, "name", json_string(slash ? slash + 1 : r->f.path));
+    set_path_fields(doc, r->f.path, warnings);
     json_object_set_new(doc, "size", json_integer(r->f.size));
     json_object_set_new(doc, "mtime", json_integer(r->f.mtime));
     json_object_set_new(doc, "mtime_ns", json_integer(r->f.mtime_ns));
     json_object_set_new(doc, "scanned", json_string(now));
     if (fingerprint(r->f.path, r->f.size, r->fp) == 0)
         json_object_set_new(doc, "fingerprint", json_string(r->fp));
-    /* Paths are bytes; a name that is not UTF-8 cannot go into JSON as is. */
-    if (!json_object_get(doc, "path")) {
-        json_object_set_new(doc, "path", json_string(""));
-        json_object_set_new(doc, "error", json_string("file name is not valid UTF-8"));
-        goto done;
-    }
-
     int rc = decoder_open_file(r->f.path, DECODER_WANT_PICTURES, &ops, &d, &info, err, sizeof(err));
     if (rc < 0) {
         if (rc == -ENOENT) {
@@ -979,38 +1043,55 @@ static void finish_scan(struct scanner *s, int err)
     }
 }
 
+/* The paths of the known files that keep() accepts, collected before the
+ * caller changes the map. Plain strings: paths are bytes and need not be
+ * UTF-8. NULL-ended; free with g_strfreev. */
+typedef int (*path_filter)(const struct scanner *s, const char *path, const struct entry *e,
+                           const char *arg);
+
+static char **collect_paths(const struct scanner *s, path_filter keep, const char *arg)
+{
+    GPtrArray *a = g_ptr_array_new();
+    size_t pos = 0;
+    const char *path;
+    void *v;
+    while (hmap_next(s->files, &pos, &path, &v))
+        if (keep(s, path, v, arg))
+            g_ptr_array_add(a, g_strdup(path));
+    g_ptr_array_add(a, NULL);
+    return (char **)g_ptr_array_free(a, FALSE);
+}
+
+static int is_under(const struct scanner *s, const char *path, const struct entry *e,
+                    const char *dir)
+{
+    return under_prefix(path, dir);
+}
+
+/* Not seen by this scan, and inside what it scanned. */
+static int not_seen(const struct scanner *s, const char *path, const struct entry *e,
+                    const char *arg)
+{
+    return e->gen != s->gen && (!s->under || under_prefix(path, s->under));
+}
+
 static void remove_gone(struct scanner *s)
 {
     s->removing = 1;
     s->prog.phase = "removing";
-    size_t pos = 0;
-    const char *path;
-    void *v;
-    /* Collect first: removing while iterating is allowed, but keep it plain. */
-    json_t *gone = json_array();
-    while (hmap_next(s->files, &pos, &path, &v)) {
-        struct entry *e = v;
-        if (e->gen == s->gen)
-            continue;
-        if (s->under ? !under_prefix(path, s->under) : 0)
-            continue;
-        json_array_append_new(gone, json_string(path));
-    }
-    size_t i;
-    json_t *p;
-    json_array_foreach(gone, i, p)
-    {
-        struct entry *e = hmap_remove(s->files, json_string_value(p));
+    char **gone = collect_paths(s, not_seen, NULL);
+    for (char **p = gone; *p; p++) {
+        struct entry *e = hmap_remove(s->files, *p);
         if (!e)
             continue;
-        LOG(E_INFO, L_LIBRARY, "gone: %s (%s)", json_string_value(p), e->id);
+        LOG(E_INFO, L_LIBRARY, "gone: %s (%s)", *p, e->id);
         if (e->rev) {
             queue_doc(s, json_pack("{s:s,s:s,s:b}", "_id", e->id, "_rev", e->rev, "_deleted", 1));
             s->prog.removed++;
         }
         entry_free(e);
     }
-    json_decref(gone);
+    g_strfreev(gone);
     flush(s, 1);
 }
 
@@ -1185,16 +1266,10 @@ void scanner_file_removed(struct scanner *s, const char *path)
 
 void scanner_dir_removed(struct scanner *s, const char *dir)
 {
-    json_t *gone = json_array();
-    size_t pos = 0;
-    const char *path;
-    while (hmap_next(s->files, &pos, &path, NULL))
-        if (under_prefix(path, dir))
-            json_array_append_new(gone, json_string(path));
-    size_t i;
-    json_t *p;
-    json_array_foreach(gone, i, p) scanner_file_removed(s, json_string_value(p));
-    json_decref(gone);
+    char **gone = collect_paths(s, is_under, dir);
+    for (char **p = gone; *p; p++)
+        scanner_file_removed(s, *p);
+    g_strfreev(gone);
 }
 
 struct move_ctx {
@@ -1269,23 +1344,14 @@ void scanner_moved(struct scanner *s, const char *old_path, const char *new_path
         move_one(s, old_path, new_path);
         return;
     }
-    json_t *moves = json_array();
-    size_t pos = 0;
-    const char *path;
     size_t n = strlen(old_path);
-    while (hmap_next(s->files, &pos, &path, NULL))
-        if (under_prefix(path, old_path))
-            json_array_append_new(moves, json_string(path));
-    size_t i;
-    json_t *p;
-    json_array_foreach(moves, i, p)
-    {
-        const char *from = json_string_value(p);
+    char **moves = collect_paths(s, is_under, old_path);
+    for (char **p = moves; *p; p++) {
         char to[PATH_MAX];
-        snprintf(to, sizeof(to), "%s%s", new_path, from + n);
-        move_one(s, from, to);
+        snprintf(to, sizeof(to), "%s%s", new_path, *p + n);
+        move_one(s, *p, to);
     }
-    json_decref(moves);
+    g_strfreev(moves);
 }
 
 /* ---- loading ---- */
@@ -1331,8 +1397,20 @@ static void load_page_done(const struct couch_response *resp, void *arg)
         }
         json_t *doc = json_object_get(row, "doc");
         const char *path = json_string_value(json_object_get(doc, "path"));
-        if (!path || !*path || strlen(id) >= sizeof(((struct entry *)0)->id))
+        const char *raw = json_string_value(json_object_get(doc, "path_raw"));
+        gchar *decoded = NULL;
+        if (raw) { /* a file name that is not UTF-8: its bytes */
+            gsize len = 0;
+            guchar *bytes = g_base64_decode(raw, &len);
+            if (bytes && len > 0 && !memchr(bytes, 0, len))
+                decoded = g_strndup((const gchar *)bytes, len);
+            g_free(bytes);
+            path = decoded;
+        }
+        if (!path || !*path || strlen(id) >= sizeof(((struct entry *)0)->id)) {
+            g_free(decoded);
             continue;
+        }
         struct entry *e = calloc(1, sizeof(*e));
         snprintf(e->id, sizeof(e->id), "%s", id);
         set_rev(e, json_string_value(json_object_get(doc, "_rev")));
@@ -1352,6 +1430,7 @@ static void load_page_done(const struct couch_response *resp, void *arg)
                                    ((struct entry *)old)->rev ?: "", "_deleted", 1));
             entry_free(old);
         }
+        g_free(decoded);
     }
     if (n < LOAD_PAGE) { /* the last page */
         if (!s->load_pictures) {
