@@ -10,6 +10,12 @@ function (newDoc, oldDoc, userCtx, secObj) {
   var isMember = isAdmin || roles.indexOf('imes_user') !== -1;
   var id = newDoc._id;
 
+  // The backend's own documents (tens of thousands in a scan) need no
+  // checks: only it may write them, and pouchdb-server runs this function for
+  // every document of a _bulk_docs (about 10 % of a scan's write time).
+  if (isBackend && /^(file|picture|status|peer):/.test(id)) {
+    return;
+  }
   if (!userCtx.name && !isBackend) {
     throw {unauthorized: 'log in to write to the IMES database'};
   }
