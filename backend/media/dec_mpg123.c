@@ -63,6 +63,9 @@ struct mpeg_hdr {
     int layer;
     int rate;
     int mono;
+    int bri;    /* bitrate index */
+    long bps;   /* bits per second */
+    int spf;    /* samples per frame */
     size_t len; /* frame bytes */
 };
 
@@ -80,6 +83,9 @@ static int mpeg_header(const uint8_t *h, struct mpeg_hdr *m)
     m->rate = mpeg_rates[ver == 3 ? 0 : ver == 2 ? 1 : 2][sri];
     m->mono = (h[3] >> 6) == 3;
     long bps = mpeg_kbps[m->v1][layer - 1][bri] * 1000L;
+    m->bri = bri;
+    m->bps = bps;
+    m->spf = layer == 1 ? 384 : layer == 3 && !m->v1 ? 576 : 1152;
     if (layer == 1)
         m->len = (size_t)((12 * bps / m->rate + pad) * 4);
     else if (layer == 3 && !m->v1)
@@ -104,6 +110,45 @@ static int mpg123_probe(const uint8_t *h, size_t n)
 
 /* ---- whole-file facts: tags around the audio, the Info frame ---- */
 
+/* The first frame header in b (two in a row, so not chance) at or after
+ * offset 0; its offset, or -1. */
+static long find_frame(const uint8_t *b, size_t n, struct mpeg_hdr *m)
+{
+    struct mpeg_hdr next;
+    for (size_t i = 0; i + 4 <= n; i++) {
+        if (b[i] != 0xff || !mpeg_header(b + i, m))
+            continue;
+        if (i + m->len + 4 <= n && mpeg_header(b + i + m->len, &next) && next.rate == m->rate &&
+            next.layer == m->layer)
+            return (long)i;
+    }
+    return -1;
+}
+
+/* A file without an Info frame is nearly always constant bitrate (every
+ * VBR encoder writes one). If frames sampled at a quarter, half and three
+ * quarters in have the first frame's bitrate, the length follows from the
+ * size, to a frame; reading every header instead costs the whole file.
+ * Returns the samples per channel, or -1 when the file looks VBR. */
+static int64_t cbr_length(int fd, off_t start, off_t audio_len)
+{
+    uint8_t b[4096];
+    struct mpeg_hdr first, m;
+    ssize_t n = pread(fd, b, sizeof(b), start);
+    long at = n > 0 ? find_frame(b, (size_t)n, &first) : -1;
+    if (at < 0 || first.bps <= 0)
+        return -1;
+    for (int k = 1; k <= 3; k++) {
+        n = pread(fd, b, sizeof(b), start + audio_len * k / 4);
+        if (n <= 0 || find_frame(b, (size_t)n, &m) < 0 || m.bri != first.bri ||
+            m.rate != first.rate)
+            return -1;
+    }
+    double frame_bytes = (double)first.spf / 8 * first.bps / first.rate;
+    int64_t frames = (int64_t)((double)(audio_len - at) / frame_bytes + 0.5);
+    return frames * first.spf;
+}
+
 static uint32_t be32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -118,8 +163,9 @@ static off_t id3v2_len(const uint8_t *h)
 }
 
 /* The bytes the Xing/Info or VBRI header says the stream has, or -1.
- * *cbr: LAME names the header "Info" in a constant bitrate file. */
-static int64_t info_frame_bytes(int fd, off_t at, int *cbr)
+ * *cbr: LAME names the header "Info" in a constant bitrate file.
+ * *counted: the header has a frame count (so the length is exact). */
+static int64_t info_frame_bytes(int fd, off_t at, int *cbr, int *counted)
 {
     uint8_t b[4 + 32 + 4 + 4 + 4 + 4 + 4];
     struct mpeg_hdr m;
@@ -130,6 +176,7 @@ static int64_t info_frame_bytes(int fd, off_t at, int *cbr)
     if (!memcmp(x, "Xing", 4) || !memcmp(x, "Info", 4)) {
         *cbr = !memcmp(x, "Info", 4);
         uint32_t flags = be32(x + 4);
+        *counted = (flags & 1) && be32(x + 8) > 0;
         const uint8_t *p = x + 8;
         if (flags & 1)
             p += 4; /* frames */
@@ -138,8 +185,10 @@ static int64_t info_frame_bytes(int fd, off_t at, int *cbr)
         return be32(p);
     }
     x = b + 4 + 32;
-    if (!memcmp(x, "VBRI", 4))
+    if (!memcmp(x, "VBRI", 4)) {
+        *counted = be32(x + 14) > 0;
         return be32(x + 10);
+    }
     return -1;
 }
 
@@ -229,8 +278,8 @@ static int mpg123_open_dec(struct decoder **out, const char *path, const char **
     if (apetag_find(d->fd, end, &ape) == 1)
         end = ape.start;
     d->audio_len = end > start ? end - start : 0;
-    int cbr = 0;
-    d->info_len = info_frame_bytes(d->fd, start, &cbr);
+    int cbr = 0, counted = 0;
+    d->info_len = info_frame_bytes(d->fd, start, &cbr, &counted);
     /* The Info frame counts itself and the audio; a few KiB of slack for
      * encoders that count differently. */
     if (d->info_len > 0 && d->audio_len + 4096 < d->info_len) {
@@ -241,18 +290,20 @@ static int mpg123_open_dec(struct decoder **out, const char *path, const char **
         return -EINVAL;
     }
 
-    int accurate = 0;
-    double fval;
-    long ival;
-    if (mpg123_getstate(d->mh, MPG123_ACCURATE, &ival, &fval) == MPG123_OK)
-        accurate = ival != 0;
-    if (!accurate && mpg123_scan(d->mh) != MPG123_OK) {
+    /* Without a frame count, libmpg123's length is a guess from the first
+     * frame; for CBR we know better cheaply, for VBR only counting the
+     * frames (reading the whole file) is exact. */
+    int64_t len = counted ? -1 : cbr_length(d->fd, start, d->audio_len);
+    if (len >= 0)
+        cbr = 1;
+    if (!counted && len < 0 && mpg123_scan(d->mh) != MPG123_OK) {
         *errmsg = "MP3 stream unreadable";
         mpg123_close_dec(d);
         return -EIO;
     }
-    off_t len = mpg123_length(d->mh);
-    d->frames = len >= 0 ? (int64_t)len : -1;
+    if (len < 0)
+        len = (int64_t)mpg123_length(d->mh);
+    d->frames = len >= 0 ? len : -1;
     if (d->frames == 0) {
         *errmsg = "MP3 without audio frames";
         mpg123_close_dec(d);
@@ -260,8 +311,9 @@ static int mpg123_open_dec(struct decoder **out, const char *path, const char **
     }
 
     struct mpg123_frameinfo fi;
-    /* libmpg123 calls every file with an Info frame VBR. */
-    if (mpg123_info(d->mh, &fi) == MPG123_OK && (cbr || (d->info_len < 0 && fi.vbr == MPG123_CBR)))
+    /* libmpg123 calls every file with an Info frame VBR, and every file
+     * without one CBR. */
+    if (cbr && mpg123_info(d->mh, &fi) == MPG123_OK)
         d->bitrate = fi.bitrate * 1000;
     else if (d->frames > 0)
         d->bitrate = (int)((double)(d->info_len > 0 ? d->info_len : d->audio_len) * 8 * d->rate /

@@ -840,7 +840,74 @@ static void mp3_without_info_frame(void **state)
     struct opened o;
     open_ok(p, &o);
     format_is(&o.info, "mp3", "mp3", RATE, 1152.0 * 2 / RATE);
+    assert_int_equal(o.info.bitrate, 128000);
     audio_is_tone(&o, 0);
+    close_ok(&o);
+
+    /* VBR without an Info frame: counted frame by frame, so the count is
+     * what decoding gives. */
+    p = path("vbr-noxing.mp3");
+    assert_int_equal(sh(FF TONE_IN " -id3v2_version 0 -write_xing 0 -c:a libmp3lame -q:a 2 %s", p),
+                     0);
+    open_ok(p, &o);
+    format_is(&o.info, "mp3", "mp3", RATE, 1152.0 * 2 / RATE);
+    audio_is_tone(&o, 1);
+    close_ok(&o);
+}
+
+static void mp3_id3v22(void **state)
+{
+    struct bytes t = {0};
+    struct bytes b = {0};
+    put_u8(&b, 1);
+    put_u8(&b, 0xff);
+    put_u8(&b, 0xfe);
+    put_utf16le(&b, TITLE, 1);
+#define V22(id, body)                                                                              \
+    do {                                                                                           \
+        put_s(&t, id);                                                                             \
+        put_u8(&t, 0);                                                                             \
+        put_u8(&t, (unsigned)((body).n >> 8));                                                     \
+        put_u8(&t, (unsigned)((body).n & 0xff));                                                   \
+        put(&t, (body).p, (body).n);                                                               \
+        free((body).p);                                                                            \
+        (body) = (struct bytes){0};                                                                \
+    } while (0)
+    V22("TT2", b);
+    put_u8(&b, 0);
+    put_s(&b, "Alpha");
+    V22("TP1", b);
+    put_u8(&b, 0);
+    put_s(&b, "5/9");
+    V22("TRK", b);
+    put_u8(&b, 0);
+    put_s(&b, "eng");
+    put_u8(&b, 0);
+    put_s(&b, "old comment");
+    V22("COM", b);
+    put_s(&b, "http://musicbrainz.org");
+    put_u8(&b, 0);
+    put_s(&b, MB_TRACK);
+    V22("UFI", b);
+    put_u8(&b, 0);
+    put_s(&b, "PNG");
+    put_u8(&b, 3);
+    put_u8(&b, 0);
+    put(&b, cover, cover_len);
+    V22("PIC", b);
+#undef V22
+    const char *p = path("v22.mp3");
+    prepend_id3(p, bare_mp3(), 2, 0, &t);
+    free(t.p);
+    struct opened o;
+    open_ok(p, &o);
+    tag_is(&o.info, "title", TITLE, NULL);
+    tag_is(&o.info, "artist", "Alpha", NULL);
+    tag_is(&o.info, "tracknumber", "5", NULL);
+    tag_is(&o.info, "tracktotal", "9", NULL);
+    tag_is(&o.info, "comment", "old comment", NULL);
+    tag_is(&o.info, "musicbrainz_trackid", MB_TRACK, NULL);
+    picture_is_cover(&o.info, 0, 3);
     close_ok(&o);
 }
 
@@ -1714,6 +1781,7 @@ int main(void)
         cmocka_unit_test(mp3_id3v23_utf16),
         cmocka_unit_test(mp3_ape_and_id3v1),
         cmocka_unit_test(mp3_without_info_frame),
+        cmocka_unit_test(mp3_id3v22),
         cmocka_unit_test(flac),
         cmocka_unit_test(vorbis),
         cmocka_unit_test(opus),
