@@ -12,8 +12,11 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_aggregate.h"
+#include "cli/cli_channel.h"
 #include "cli/cli_delegate.h"
 #include "cli/cli_device.h"
+#include "cli/cli_playback.h"
 #include "cli/cli_status.h"
 #include "cli/cli_scan.h"
 #include "cli/cli_user.h"
@@ -21,13 +24,11 @@
 #include "core/log.h"
 
 static const struct cli_command *const commands[] = {
-    &init_command,
-    &cli_user_command,
-    &cli_device_command,
-    &cli_delegate_command,
-    &cli_status_command,
-    &cli_scan_command,
-    NULL,
+    &init_command,         &cli_user_command,      &cli_device_command,
+    &cli_delegate_command, &cli_status_command,    &cli_scan_command,
+    &cli_channel_command,  &cli_aggregate_command, &cli_enqueue_command,
+    &cli_playlist_command, &cli_play_command,      &cli_pause_command,
+    &cli_resume_command,   &cli_skip_command,      NULL,
 };
 
 static void usage(FILE *out)
