@@ -926,7 +926,8 @@ static void handle_events(struct p_channel *c, const struct pipeline_output *out
         case PIPELINE_TRACK_FAILED:
             LOG(E_WARN, L_STATE, "channel %s: %s skipped: %s", c->name, tm ? tm->entry : "?",
                 ev->error);
-            /* fall through: what follows is as if it ended */
+            /* what follows is as if it ended */
+            __attribute__((fallthrough));
         case PIPELINE_TRACK_ENDED:
             if (tm && !strcmp(c->current, tm->entry) && out->track == 0) {
                 /* nothing took over: the playlist is at its end */
