@@ -176,6 +176,23 @@ static int flac_open(struct decoder **out, const char *path, const char **errmsg
         *errmsg = "not a FLAC file: too short";
         return -EINVAL;
     }
+    /* libFLAC looks for "fLaC" anywhere, reading a whole misnamed disk
+     * image if it must: we want it first, or right after an ID3v2 tag. */
+    uint8_t magic[10] = {0};
+    long after = 0;
+    memcpy(magic, head, 4);
+    if (!memcmp(head, "ID3", 3) && fread(magic + 4, 1, 6, f) == 6 &&
+        !((magic[6] | magic[7] | magic[8] | magic[9]) & 0x80)) {
+        after = ((long)magic[6] << 21 | (long)magic[7] << 14 | (long)magic[8] << 7 | magic[9]) +
+                10 + ((magic[5] & 0x10) ? 10 : 0);
+        if (fseek(f, after, SEEK_SET) != 0 || fread(magic, 1, 4, f) != 4)
+            memset(magic, 0, 4);
+    }
+    if (memcmp(magic, "fLaC", 4) && memcmp(head, "OggS", 4)) {
+        fclose(f);
+        *errmsg = "not a FLAC file";
+        return -EINVAL;
+    }
     rewind(f);
     struct decoder *d = calloc(1, sizeof(*d));
     if (!d) {

@@ -10,12 +10,16 @@
  * gain dB = 64.82 - gain / 256, peak = 10^(peak / 256 / 20) / 32767.
  * 0 means "not computed".
  *
- * libmpcdec is old and trusts its input more than we would; the reader
- * below bounds every access to the file, and the header is checked here
- * before the decoder sees it.
+ * libmpcdec is old and trusts its input more than we would: the reader
+ * below bounds every access to the file, the magic is checked before
+ * libmpcdec sees the file, and an SV7 length is checked against the size. It also rebuilds its
+ * global Huffman tables in every mpc_decoder_init (its own FIXME says so) while other decoders read
+ * them: all libmpcdec calls hold one lock. Musepack is rare enough that
+ * decoding two files at once is not worth a race.
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +42,8 @@ struct decoder {
     size_t buf_len, buf_pos; /* frames */
     int32_t size;
 };
+
+static pthread_mutex_t mpc_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const mpc_exts[] = {"mpc", "mp+", "mpp", NULL};
 
@@ -87,8 +93,11 @@ static void mpc_close_dec(struct decoder *d)
 {
     if (!d)
         return;
-    if (d->demux)
+    if (d->demux) {
+        pthread_mutex_lock(&mpc_lock);
         mpc_demux_exit(d->demux);
+        pthread_mutex_unlock(&mpc_lock);
+    }
     if (d->f)
         fclose(d->f);
     free(d);
@@ -140,10 +149,13 @@ static int mpc_open_dec(struct decoder **out, const char *path, const char **err
         .canseek = r_canseek,
         .data = d,
     };
+    pthread_mutex_lock(&mpc_lock);
     d->demux = mpc_demux_init(&d->reader);
+    if (d->demux)
+        mpc_demux_get_info(d->demux, &d->si);
+    pthread_mutex_unlock(&mpc_lock);
     if (!d->demux)
         return mpc_fail(d, errmsg, "broken Musepack header", -EINVAL);
-    mpc_demux_get_info(d->demux, &d->si);
     if (d->si.channels < 1 || d->si.channels > 2 || d->si.sample_freq == 0)
         return mpc_fail(d, errmsg, "Musepack header with an unusable format", -EINVAL);
     d->channels = (int)d->si.channels;
@@ -151,6 +163,13 @@ static int mpc_open_dec(struct decoder **out, const char *path, const char **err
     mpc_int64_t len = mpc_streaminfo_get_length_samples(&d->si);
     if (len <= 0)
         return mpc_fail(d, errmsg, "Musepack without audio", -EINVAL);
+    /* An SV7 frame (1152 samples) starts with its 20-bit length: a header
+     * claiming more frames than the file has room for is broken or cut,
+     * and libmpcdec would walk those frames one by one on a seek, for as
+     * long as the header says (found by fuzzing). */
+    if (d->si.stream_version < 8 && (uint64_t)d->si.samples / MPC_FRAME_LENGTH * 20 >
+                                        (uint64_t)(d->size - d->si.header_position) * 8)
+        return mpc_fail(d, errmsg, "truncated Musepack: shorter than its header says", -EINVAL);
     d->frames = len;
     *out = d;
     return 0;
@@ -190,7 +209,10 @@ static long mpc_read_dec(struct decoder *d, float *pcm, size_t max_frames)
         if (rounds > 64 || d->pos >= d->frames)
             return rounds > 64 ? -EIO : 0;
         fi.buffer = d->buf;
-        if (mpc_demux_decode(d->demux, &fi) != MPC_STATUS_OK)
+        pthread_mutex_lock(&mpc_lock);
+        mpc_status st = mpc_demux_decode(d->demux, &fi);
+        pthread_mutex_unlock(&mpc_lock);
+        if (st != MPC_STATUS_OK)
             return -EIO;
         if (fi.bits == -1)
             return 0;
@@ -221,7 +243,10 @@ static int mpc_seek_dec(struct decoder *d, int64_t frame)
 {
     if (frame < 0 || frame >= d->frames)
         return -EINVAL;
-    if (mpc_demux_seek_sample(d->demux, (mpc_uint64_t)frame) != MPC_STATUS_OK)
+    pthread_mutex_lock(&mpc_lock);
+    mpc_status st = mpc_demux_seek_sample(d->demux, (mpc_uint64_t)frame);
+    pthread_mutex_unlock(&mpc_lock);
+    if (st != MPC_STATUS_OK)
         return -EIO;
     d->buf_len = d->buf_pos = 0;
     d->pos = frame;

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1599,6 +1600,52 @@ static void mislabelled_files(void **state)
     close_ok(&o);
 }
 
+/* Decode jobs run side by side on the worker pool: every plugin must work
+ * with others (and itself) decoding on other threads. */
+static void *decode_all(void *arg)
+{
+    static const char *const files[] = {"ff.mp3",  "v24.mp3",  "t.flac", "t.ogg", "t.opus",
+                                        "aac.m4a", "alac.m4a", "t.wma",  "t.mpc"};
+    float *pcm = malloc(4096 * sizeof(float));
+    long failures = 0;
+    for (int round = 0; round < 3; round++) {
+        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+            const struct decoder_ops *ops;
+            struct decoder *d;
+            struct media_info info;
+            char err[256], p[512];
+            snprintf(p, sizeof(p), "%s/%s", dir, files[i]); /* path() is not thread-safe */
+            if (decoder_open_file(p, DECODER_WANT_PICTURES, &ops, &d, &info, err, sizeof(err)) <
+                0) {
+                failures++;
+                continue;
+            }
+            int64_t total = 0;
+            long n;
+            while ((n = ops->read(d, pcm, 4096 / (size_t)info.channels)) > 0)
+                total += n;
+            if (n < 0 || total < info.rate)
+                failures++;
+            media_info_clear(&info);
+            ops->close(d);
+        }
+    }
+    free(pcm);
+    return (void *)failures;
+}
+
+static void parallel(void **state)
+{
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, decode_all, NULL), 0);
+    for (int i = 0; i < 4; i++) {
+        void *failures;
+        pthread_join(t[i], &failures);
+        assert_int_equal((long)failures, 0);
+    }
+}
+
 /* ---- the pure parts ---- */
 
 static void tag_keys(void **state)
@@ -1791,6 +1838,7 @@ int main(void)
         cmocka_unit_test(mpc),
         cmocka_unit_test(broken_files),
         cmocka_unit_test(mislabelled_files),
+        cmocka_unit_test(parallel),
     };
     return cmocka_run_group_tests(tests, make_files, remove_files);
 }
