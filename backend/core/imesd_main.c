@@ -26,7 +26,11 @@
 #include "couch/couch.h"
 #include "library/scanner.h"
 #include "library/watch.h"
+#include "state/auth.h"
 #include "state/dispatch.h"
+#include "state/player.h"
+#include "stream/api.h"
+#include "stream/listener.h"
 #include "stream/httpd.h"
 
 #define IMESD_VERSION "0.1.0"
@@ -52,12 +56,19 @@ struct imesd {
     struct couch *couch;
     struct changes *changes;
     struct httpd *httpd;
+    struct worker_pool *audio; /* produce calls only: never behind a scan */
+    struct player *player;
+    struct auth *auth;
+    struct listener *listener;
+    struct api *api;
+    int player_stopped;
     struct scanner *scanner;
     struct watch *watch;
     int library_loaded;
 
     ev_signal sigint, sigterm, sighup, sigusr1;
     ev_timer library_timer;
+    ev_timer player_timer;
     ev_timer probe_timer;
     ev_timer status_timer;
     ev_timer grace_timer;
@@ -147,6 +158,8 @@ static int on_change(const char *id, const char *rev, int deleted, json_t *doc, 
 {
     struct imesd *d = arg;
     int r = dispatch_apply(id, rev, deleted, doc, NULL);
+    if (r == 0 && d->player)
+        player_apply(d->player, id, rev, deleted, doc);
     if (r <= 0) /* not for our own status writes: that would feed itself */
         status_touch(d);
     return r;
@@ -224,6 +237,34 @@ static void metrics_route(struct httpd_conn *conn, const struct http_request *re
     httpd_respond(conn, 200, "text/plain; version=0.0.4; charset=utf-8", out.data ? out.data : "",
                   out.len);
     buf_free(&out);
+}
+
+/* ---- playback ---- */
+
+static void player_loaded(int err, void *arg)
+{
+    struct imesd *d = arg;
+    if (d->stopping)
+        return;
+    if (err) {
+        LOG(E_WARN, L_STATE, "control documents not loaded (%s); trying again in %.0f s",
+            strerror(-err), LIBRARY_RETRY);
+        ev_timer_set(&d->player_timer, LIBRARY_RETRY, 0.);
+        ev_timer_start(d->loop, &d->player_timer);
+        return;
+    }
+    /* The feed starts once the documents are loaded: a change the feed
+     * brings is then never older than what the load read. */
+    changes_start(d->changes);
+}
+
+static void player_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct imesd *d = w->data;
+    if (player_load(d->player, player_loaded, d) < 0) {
+        ev_timer_set(w, LIBRARY_RETRY, 0.);
+        ev_timer_start(loop, w);
+    }
 }
 
 /* ---- the music library ---- */
@@ -361,6 +402,14 @@ static void feed_stopped(void *arg)
     maybe_finish(d);
 }
 
+static void player_stopped(void *arg)
+{
+    struct imesd *d = arg;
+    d->player_stopped = 1;
+    if (changes_stop(d->changes, feed_stopped, d) < 0)
+        feed_stopped(d);
+}
+
 static void begin_shutdown(struct imesd *d, const char *why)
 {
     if (d->stopping) {
@@ -372,14 +421,18 @@ static void begin_shutdown(struct imesd *d, const char *why)
     d->stopping = 1;
     ev_timer_stop(d->loop, &d->probe_timer);
     ev_timer_stop(d->loop, &d->status_timer);
-    httpd_free(&d->httpd); /* no new clients */
+    /* No new clients; listeners and event streams go with their connections. */
+    listener_free(&d->listener);
+    api_free(&d->api);
+    httpd_free(&d->httpd);
     /* The watcher stays until the workers are joined: a scan's walk may still
      * be registering folders with it. on_watch ignores events from now on. */
     ev_timer_stop(d->loop, &d->library_timer);
     ev_timer_set(&d->grace_timer, SHUTDOWN_GRACE, 0.);
     ev_timer_start(d->loop, &d->grace_timer);
-    if (changes_stop(d->changes, feed_stopped, d) < 0)
-        feed_stopped(d);
+    ev_timer_stop(d->loop, &d->player_timer);
+    /* Positions first (status documents), then the feed's checkpoint. */
+    player_stop(d->player, player_stopped, d);
 }
 
 static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
@@ -504,6 +557,21 @@ int main(int argc, char **argv)
             d.cfg.backend.bind_port);
         goto fail_httpd;
     }
+    /* One audio worker: a channel's produce calls must never wait behind a
+     * scan's reads on the general pool. */
+    if (!(d.audio = worker_pool_new(d.loop, 1))) {
+        LOG(E_FATAL, L_MAIN, "cannot start the audio worker");
+        goto fail_audio;
+    }
+    struct player_options popt = {
+        .couch = d.couch, .db = d.cfg.database.name, .audio = d.audio, .workers = d.workers};
+    struct auth_options aopt = {.private_db = d.cfg.database.private_name};
+    if (!(d.player = player_new(d.loop, &popt)) || !(d.auth = auth_new(d.loop, d.couch, &aopt)) ||
+        !(d.listener = listener_new(d.loop, d.httpd, d.player, d.auth)) ||
+        !(d.api = api_new(d.loop, d.httpd, d.player, d.auth))) {
+        LOG(E_FATAL, L_MAIN, "cannot set up playback");
+        goto fail_player;
+    }
     httpd_add_route(d.httpd, "GET", "/healthz", healthz, &d);
     httpd_add_route(d.httpd, "GET", "/metrics", metrics_route, &d);
     metrics_add_collector(collect_core, &d);
@@ -546,6 +614,9 @@ int main(int argc, char **argv)
     ev_signal_init(&d.sigusr1, signal_cb, SIGUSR1);
     d.sigint.data = d.sigterm.data = d.sighup.data = d.sigusr1.data = &d;
     ev_signal_start(d.loop, &d.sigusr1);
+    ev_timer_init(&d.player_timer, player_timer_cb, 0., 0.);
+    d.player_timer.data = &d;
+    ev_timer_start(d.loop, &d.player_timer);
     ev_timer_init(&d.library_timer, library_timer_cb, 0., 0.);
     d.library_timer.data = &d;
     if (d.scanner)
@@ -565,7 +636,6 @@ int main(int argc, char **argv)
     d.drain_idle.data = &d;
     status_touch(&d);
 
-    changes_start(d.changes);
     LOG(E_INFO, L_MAIN, "listening on %s:%d (HTTP and RTSP), public URL %s",
         d.cfg.backend.bind_host, httpd_port(d.httpd), d.cfg.backend.public_url);
 
@@ -577,17 +647,27 @@ int main(int argc, char **argv)
     ev_signal_stop(d.loop, &d.sighup);
     ev_signal_stop(d.loop, &d.sigusr1);
     ev_timer_stop(d.loop, &d.library_timer);
+    ev_timer_stop(d.loop, &d.player_timer);
     ev_timer_stop(d.loop, &d.probe_timer);
     ev_timer_stop(d.loop, &d.status_timer);
     ev_timer_stop(d.loop, &d.grace_timer);
     ev_idle_stop(d.loop, &d.drain_idle);
     changes_free(&d.changes);
 fail_changes:
-    /* Workers first: their done() callbacks still reach the scanner. */
+    /* Workers first: their done() callbacks still reach the scanner and
+     * the player. */
     worker_pool_free(&d.workers);
+    worker_pool_free(&d.audio);
     scanner_free(&d.scanner);
 fail_scanner:
     watch_free(&d.watch);
+fail_player:
+    listener_free(&d.listener);
+    api_free(&d.api);
+    player_free(&d.player);
+    auth_free(&d.auth);
+    worker_pool_free(&d.audio);
+fail_audio:
     httpd_free(&d.httpd);
 fail_httpd:
     couch_free(&d.couch);
