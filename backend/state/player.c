@@ -29,6 +29,7 @@
 #include "core/buf.h"
 #include "core/hmap.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/worker.h"
 #include "couch/couch.h"
 #include "media/encoder.h"
@@ -1581,6 +1582,38 @@ json_t *player_snapshot(struct player *pl)
     return json_pack("{s:s,s:o,s:o}", "type", "snapshot", "channels", channels, "devices", devices);
 }
 
+/* ---- metrics ---- */
+
+static int collect(struct buf *out, void *arg)
+{
+    struct player *pl = arg;
+    size_t pos = 0, running = 0;
+    const char *k;
+    void *v;
+    while (hmap_next(pl->channels, &pos, &k, &v))
+        running += ((struct p_channel *)v)->pipe != NULL;
+    metrics_gauge(out, "imes_channels_running", "Channels with a pipeline (encoding).",
+                  (double)running);
+    /* One encoder per codec per running channel, however many rooms and
+     * devices listen: the proof that a channel is encoded once. */
+    metrics_family(out, "imes_channel_encoders", "gauge", "Encoders running for a channel.");
+    pos = 0;
+    while (hmap_next(pl->channels, &pos, &k, &v))
+        metrics_sample(out, "imes_channel_encoders", "channel", k,
+                       ((struct p_channel *)v)->pipe ? NCODECS : 0);
+    metrics_family(out, "imes_channel_listeners", "gauge",
+                   "Listeners of devices that hear a channel.");
+    pos = 0;
+    while (hmap_next(pl->channels, &pos, &k, &v))
+        metrics_sample(out, "imes_channel_listeners", "channel", k,
+                       ((struct p_channel *)v)->attachments);
+    metrics_family(out, "imes_device_muted", "gauge", "Whether a device is muted.");
+    pos = 0;
+    while (hmap_next(pl->devices, &pos, &k, &v))
+        metrics_sample(out, "imes_device_muted", "device", k, ((struct p_device *)v)->muted);
+    return 0;
+}
+
 /* ---- life cycle ---- */
 
 static void rules_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -1650,6 +1683,7 @@ void player_free(struct player **plp)
     struct player *pl = *plp;
     if (!pl)
         return;
+    metrics_remove_collector(collect, pl);
     ev_timer_stop(pl->loop, &pl->evaluate_timer);
     ev_timer_stop(pl->loop, &pl->rules_timer);
     ev_timer_stop(pl->loop, &pl->idle_tick);
