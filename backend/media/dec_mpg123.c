@@ -110,6 +110,19 @@ static int mpg123_probe(const uint8_t *h, size_t n)
 
 /* ---- whole-file facts: tags around the audio, the Info frame ---- */
 
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static off_t id3v2_len(const uint8_t *h)
+{
+    if (memcmp(h, "ID3", 3) || h[3] == 0xff || ((h[6] | h[7] | h[8] | h[9]) & 0x80))
+        return 0;
+    return ((off_t)h[6] << 21 | (off_t)h[7] << 14 | (off_t)h[8] << 7 | h[9]) + 10 +
+           ((h[5] & 0x10) ? 10 : 0);
+}
+
 /* The first frame header in b (two in a row, so not chance) at or after
  * offset 0; its offset, or -1. */
 static long find_frame(const uint8_t *b, size_t n, struct mpeg_hdr *m)
@@ -149,28 +162,19 @@ static int64_t cbr_length(int fd, off_t start, off_t audio_len)
     return frames * first.spf;
 }
 
-static uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static off_t id3v2_len(const uint8_t *h)
-{
-    if (memcmp(h, "ID3", 3) || h[3] == 0xff || ((h[6] | h[7] | h[8] | h[9]) & 0x80))
-        return 0;
-    return ((off_t)h[6] << 21 | (off_t)h[7] << 14 | (off_t)h[8] << 7 | h[9]) + 10 +
-           ((h[5] & 0x10) ? 10 : 0);
-}
-
 /* The bytes the Xing/Info or VBRI header says the stream has, or -1.
  * *cbr: LAME names the header "Info" in a constant bitrate file.
  * *counted: the header has a frame count (so the length is exact). */
 static int64_t info_frame_bytes(int fd, off_t at, int *cbr, int *counted)
 {
-    uint8_t b[4 + 32 + 4 + 4 + 4 + 4 + 4];
+    uint8_t buf[4096];
     struct mpeg_hdr m;
-    if (pread(fd, b, sizeof(b), at) != (ssize_t)sizeof(b) || !mpeg_header(b, &m) || m.layer != 3)
+    /* The first frame, past any padding between the ID3v2 tag and it. */
+    ssize_t n = pread(fd, buf, sizeof(buf), at);
+    long first = n > 0 ? find_frame(buf, (size_t)n, &m) : -1;
+    if (first < 0 || m.layer != 3 || (size_t)first + 4 + 32 + 20 > (size_t)n)
         return -1;
+    const uint8_t *b = buf + first;
     size_t side = m.v1 ? (m.mono ? 17 : 32) : (m.mono ? 9 : 17);
     const uint8_t *x = b + 4 + side;
     if (!memcmp(x, "Xing", 4) || !memcmp(x, "Info", 4)) {

@@ -237,6 +237,9 @@ static struct key_map key_table[] = {
     {"r128_track_gain", NULL},
     {"r128_album_gain", NULL},
     {"waveformatextensible_channel_mask", NULL},
+    {"gapless_playback", NULL},
+    {"hd_video", NULL},
+    {"media_type", NULL},
 };
 
 static pthread_once_t key_table_once = PTHREAD_ONCE_INIT;
@@ -997,7 +1000,7 @@ const struct decoder_ops *decoder_for_file(const char *path, const uint8_t *head
 {
     const uint8_t *p = head;
     size_t n = head ? len : 0;
-    uint8_t after[64];
+    uint8_t after[4096]; /* two MP3 frames, so the probe can be sure */
 
     /* An ID3v2 tag in front says little: FLAC and Musepack files carry them
      * too. Probe what follows it. */

@@ -135,7 +135,9 @@ struct decoder_ops {
     /* Opens path; returns 0 or a negative errno (-EINVAL: not this format or
      * broken, -ENOENT, -EIO...). On failure *errmsg may point at a static text. */
     int (*open)(struct decoder **d, const char *path, const char **errmsg);
-    /* Fills info (format, duration, tags, ReplayGain; pictures if asked). */
+    /* Fills info (format, duration, tags, ReplayGain; pictures if asked).
+     * Called once per open: a plugin may hand its pictures over rather
+     * than copy them. */
     int (*read_info)(struct decoder *d, struct media_info *info, int flags);
     /* Decodes up to max_frames into pcm (max_frames * channels floats).
      * Returns frames decoded, 0 at the end, or a negative errno. */

@@ -55,6 +55,8 @@ static void fuzz_decoder(const struct decoder_ops *ops, const uint8_t *data, siz
         ops->probe(copy, size);
         free(copy);
     }
+    /* Choosing the plugin reads past an ID3v2 tag: also outside input. */
+    decoder_for_file(path, data, size);
     int r = ops->open(&d, path, &msg);
     if (r < 0) {
         if (d)

@@ -1589,6 +1589,19 @@ static void mislabelled_files(void **state)
         close_ok(&o);
     }
 
+    /* An MP3 with a large ID3v2 tag named .flac: the frames after the tag
+     * say what it is. */
+    struct bytes big = {0};
+    id3_text(&big, "TIT2", TITLE, NULL);
+    uint8_t pad[8192] = {0};
+    id3_frame(&big, 4, "PRIV", pad, sizeof(pad));
+    prepend_id3(path("mp3-really.flac"), bare_mp3(), 4, 0, &big);
+    free(big.p);
+    open_ok(path("mp3-really.flac"), &o);
+    assert_string_equal(o.ops->name, "mpg123");
+    tag_is(&o.info, "title", TITLE, NULL);
+    close_ok(&o);
+
     /* FLAC behind an ID3v2 tag (some taggers do this) is still FLAC. */
     struct bytes t = {0};
     id3_text(&t, "TIT2", "id3 title", NULL);
