@@ -915,9 +915,13 @@ static void handle_events(struct p_channel *c, const struct pipeline_output *out
             channel_touch(c);
             break;
         case PIPELINE_NEED_NEXT: {
-            struct p_entry *cur = hmap_get(c->pl->entries, c->current);
+            /* The entry after the track the event names (after a failure
+             * that is the failed one, not what plays: else a broken entry
+             * would be queued again and again). */
+            const char *after = tm ? tm->entry : c->current;
+            struct p_entry *cur = hmap_get(c->pl->entries, after);
             struct p_entry *next = cur ? entry_after(c, cur->doc.key, cur->doc.id)
-                                       : entry_after(c, c->current_key, c->current);
+                                       : entry_after(c, c->current_key, after);
             if (next)
                 prepare_track(c, next, 0, 0, 0);
             else
