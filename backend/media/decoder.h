@@ -157,8 +157,10 @@ extern const struct decoder_ops decoder_mpg123, decoder_flac, decoder_vorbis, de
 const struct decoder_ops *decoder_for_file(const char *path, const uint8_t *head, size_t len);
 
 /* Opens any supported file: picks the plugin, opens, fills info.
- * On failure returns a negative errno and a human-readable reason in
- * errbuf ("not an audio file", "truncated MP3: no frames", ...). */
+ * On failure returns a negative errno (-ENOENT: the file is gone) and a
+ * human-readable reason in errbuf ("empty file", "not an audio file
+ * (unknown format)", "truncated MP3: shorter than its Info frame says"...),
+ * and leaves nothing to free: *ops and *d NULL, info cleared. */
 int decoder_open_file(const char *path, int flags, const struct decoder_ops **ops,
                       struct decoder **d, struct media_info *info, char *errbuf, size_t errlen);
 
