@@ -462,6 +462,27 @@ int httpd_respond(struct httpd_conn *c, int status, const char *content_type, co
     return httpd_respond_headers(c, status, NULL, content_type, body, len);
 }
 
+/* The secret in device and delegate URLs ("/device/NAME/TOKEN/...") never
+ * goes into a log: the third path segment is shown as "*". */
+static void redact_target(const char *target, char *out, size_t len)
+{
+    snprintf(out, len, "%s", target);
+    if (strncmp(out, "/device/", 8) != 0 && strncmp(out, "/delegate/", 10) != 0)
+        return;
+    char *name = strchr(out + 1, '/') + 1;
+    char *token = strchr(name, '/');
+    if (!token || !token[1])
+        return;
+    char *end = token + 1 + strcspn(token + 1, "/?");
+    memmove(token + 2, end, strlen(end) + 1);
+    token[1] = '*';
+}
+
+/* A stream's socket gets a small kernel send buffer: Linux grows an unread
+ * socket's buffer to megabytes (minutes of audio), which would hide a
+ * reader that stopped from our own bounded queue for that long. */
+#define STREAM_SNDBUF (64 * 1024)
+
 int httpd_stream_start(struct httpd_conn *c, int status, const char *content_type,
                        const char *headers)
 {
@@ -469,6 +490,8 @@ int httpd_stream_start(struct httpd_conn *c, int status, const char *content_typ
         return -EPIPE;
     if (!c->req_pending || status < 200 || status > 999 || !headers_valid(headers))
         return -EINVAL;
+    int sndbuf = STREAM_SNDBUF;
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     return queue_response(c, status, headers, content_type, NULL, 0, RESP_STREAM);
 }
 
@@ -628,8 +651,12 @@ static void dispatch(struct httpd_conn *c, const struct http_request *req)
     c->continue_sent = 0;
     c->cseq[0] = '\0';
     c->requests++;
-    LOG(E_DEBUG, L_HTTP, "conn %llu %s: %s %s %s", (unsigned long long)c->id, c->peer, req->method,
-        req->target, http_version_string(req->version));
+    if (log_level >= E_DEBUG) {
+        char shown[256];
+        redact_target(req->target, shown, sizeof(shown));
+        LOG(E_DEBUG, L_HTTP, "conn %llu %s: %s %s %s", (unsigned long long)c->id, c->peer,
+            req->method, shown, http_version_string(req->version));
+    }
 
     if (req->version == RTSP_VERSION_1_0) {
         /* CSeq is echoed verbatim: the parser let no control character in. */

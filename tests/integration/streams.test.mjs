@@ -376,11 +376,11 @@ describe('what the room hears', () => {
 
 // Last, so that the stalled listener (opened in before()) has had the whole
 // file's time. Its drop needs the kernel's send buffer of that connection
-// full first: Linux grows it to some MB (tcp_wmem) for a reader that stops,
-// minutes of MP3, unless httpd caps SO_SNDBUF on stream connections; then
-// imesd's own queue fills (0.5 s) and the listener is dropped 10 s later.
+// full first: httpd caps SO_SNDBUF of stream connections (else Linux grows
+// it to some MB, minutes of MP3); then imesd's own queue fills (0.5 s) and
+// the listener is dropped 10 s later.
 describe('a client that stops reading', () => {
-  test('is dropped', { todo: 'needs SO_SNDBUF capped on stream connections (httpd)' }, async () => {
+  test('is dropped', async () => {
     await waitFor(async () => (await metric('imes_stream_drops_total{reason="stalled"}')) >= 1,
       { timeout: 20000, interval: 1000, what: 'the stalled listener to be dropped' });
     assert.equal(await metric('imes_stream_listeners{codec="mp3"}'), 0);
