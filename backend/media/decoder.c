@@ -583,24 +583,37 @@ const char *media_image_mime(const uint8_t *d, size_t n)
 
 int media_parse_decimal(const char *s, double *out)
 {
-    double v = 0, scale = 1;
-    int neg = 0, digits = 0;
+    /* The digits go into an integer and are divided once by a power of ten
+     * (both exact in a double up to 15 digits), so "0.95" is the double
+     * nearest 0.95, not 0.9500000000000001 as repeated division gives.
+     * Locale-free on purpose: tags are written in any locale. */
+    static const double pow10[] = {1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+    long long mant = 0;
+    int neg = 0, digits = 0, sig = 0, frac = 0, drop = 0;
 
     while (*s == ' ' || *s == '\t')
         s++;
     if (*s == '-' || *s == '+')
         neg = *s++ == '-';
-    for (; *s >= '0' && *s <= '9'; s++, digits++)
-        if (digits < 12)
-            v = v * 10 + (*s - '0');
+    for (; *s >= '0' && *s <= '9'; s++, digits++) {
+        if (sig < 15) {
+            mant = mant * 10 + (*s - '0');
+            sig += mant > 0;
+        } else {
+            drop++; /* integer digits past 15: a scale, not precision */
+        }
+    }
     /* Some taggers write the decimal separator of their locale. */
     if (*s == '.' || *s == ',') {
         s++;
-        for (; *s >= '0' && *s <= '9'; s++, digits++)
-            if (scale > 1e-12) {
-                scale /= 10;
-                v += (*s - '0') * scale;
+        for (; *s >= '0' && *s <= '9'; s++, digits++) {
+            if (sig < 15 && frac < 15) {
+                mant = mant * 10 + (*s - '0');
+                sig += mant > 0;
+                frac++;
             }
+        }
     }
     if (!digits)
         return -EINVAL;
@@ -608,6 +621,9 @@ int media_parse_decimal(const char *s, double *out)
         s++;
     if (*s && strncasecmp(s, "db", 2) != 0 && strncasecmp(s, "lufs", 4) != 0)
         return -EINVAL;
+    double v = (double)mant / pow10[frac];
+    while (drop-- > 0)
+        v *= 10;
     *out = neg ? -v : v;
     return 0;
 }
