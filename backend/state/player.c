@@ -1659,7 +1659,7 @@ struct player *player_new(struct ev_loop *loop, const struct player_options *opt
         pl->idle_rings[i] = ring_new(RING_FRAMES, RING_BYTES);
     }
     if (!pl->db || !pl->channels || !pl->entries || !pl->devices || !pl->aggregates || !pl->users ||
-        !pl->delegates) {
+        !pl->delegates || metrics_add_collector(collect, pl) < 0) {
         player_free(&pl);
         return NULL;
     }
