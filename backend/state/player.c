@@ -136,12 +136,13 @@ struct p_channel {
     struct pipeline *pipe;
     struct ring *rings[NCODECS];
     int producing;
-    int stop_pending; /* stop once the produce call in flight returns */
-    int loaded;       /* a track was handed to the pipeline */
-    int preparing;    /* a file doc fetch for a track is in flight */
-    int playing_sent; /* last pipeline_set_playing */
-    double t0;        /* monotonic time of output sample 0 */
-    int64_t produced; /* output samples produced */
+    int stop_pending;  /* stop once the produce call in flight returns */
+    int loaded;        /* a track was handed to the pipeline */
+    int preparing;     /* a file doc fetch for a track is in flight */
+    unsigned play_gen; /* counts "play now"s: a "next" prepared before one is stale */
+    int playing_sent;  /* last pipeline_set_playing */
+    double t0;         /* monotonic time of output sample 0 */
+    int64_t produced;  /* output samples produced */
     struct pending_frame *pending;
     size_t npending, cap_pending;
     ev_timer tick;
@@ -771,6 +772,7 @@ struct prepare {
     double start;
     int now; /* play now (1) or queue next (0) */
     int hops;
+    unsigned play_gen; /* c->play_gen when asked */
 };
 
 static void prepare_track(struct p_channel *c, struct p_entry *e, double start, int now, int hops);
@@ -807,7 +809,8 @@ static void file_fetched(const struct couch_response *resp, void *arg)
     struct p_channel *c = pr->c;
     struct p_entry *e = hmap_get(c->pl->entries, pr->entry);
     c->preparing = 0;
-    if (!c->pipe || c->pl->stopping) {
+    if (!c->pipe || c->pl->stopping || (!pr->now && pr->play_gen != c->play_gen)) {
+        /* A "next" asked for before a "play now" follows what played then. */
         free(pr);
         return;
     }
@@ -852,6 +855,11 @@ static void file_fetched(const struct couch_response *resp, void *arg)
                                .gain_db =
                                    pick_gain(c, json_object_get(resp->body, "replaygain"), &peak)};
     t.peak = peak;
+    /* Playing now: what was queued to follow the old track goes (the
+     * pipeline keeps it otherwise, and plays it after this one); the new
+     * track asks for its own next. */
+    if (pr->now)
+        pipeline_clear_next(c->pipe);
     int r = pr->now ? pipeline_play_now(c->pipe, &t) : pipeline_queue_next(c->pipe, &t);
     if (r < 0)
         LOG(E_WARN, L_STATE, "channel %s: cannot queue %s: %s", c->name, path, strerror(-r));
@@ -872,6 +880,9 @@ static void prepare_track(struct p_channel *c, struct p_entry *e, double start, 
     pr->start = start;
     pr->now = now;
     pr->hops = hops;
+    if (now)
+        c->play_gen++;
+    pr->play_gen = c->play_gen;
     c->preparing = 1;
     if (couch_get(c->pl->couch, c->pl->db, e->doc.file, file_fetched, pr) < 0) {
         c->preparing = 0;
