@@ -58,6 +58,13 @@
 /* Position saved at least this often while playing. */
 #define POSITION_INTERVAL 5.0
 #define LOAD_PAGE         2000
+/* File documents kept for tracks that played or come next, so a track
+ * change while CouchDB is away still finds its file (the path, tags and
+ * ReplayGain are all in it): used only when CouchDB cannot be asked. The
+ * last FILE_CACHE fetched; PREFETCH entries after the one that starts are
+ * fetched ahead. */
+#define FILE_CACHE 64
+#define PREFETCH   4
 
 static const char *const codec_names[NCODECS] = {"mp3", "opus"};
 
@@ -236,6 +243,12 @@ struct player {
     void *load_arg;
     int load_step;
     char *load_next;
+
+    struct {
+        char id[DOCS_FILE_ID_MAX + 1];
+        json_t *doc;
+    } files[FILE_CACHE]; /* see FILE_CACHE; "" is a free slot */
+    size_t files_next;   /* the slot to replace next */
 };
 
 static void schedule_evaluate(struct player *pl)
@@ -256,6 +269,36 @@ static void emit_event(struct player *pl, json_t *ev)
 static struct p_channel *channel_get(struct player *pl, const char *name, int create);
 static void channel_changed(struct p_channel *c);
 static void device_changed(struct p_device *d);
+
+/* ---- file documents kept (FILE_CACHE) ---- */
+
+static json_t *file_cached(struct player *pl, const char *id)
+{
+    for (size_t i = 0; i < FILE_CACHE; i++)
+        if (pl->files[i].doc && !strcmp(pl->files[i].id, id))
+            return pl->files[i].doc;
+    return NULL;
+}
+
+/* Keeps doc (a new reference) as file `id`'s, or forgets it (doc NULL). */
+static void file_keep(struct player *pl, const char *id, json_t *doc)
+{
+    if (strlen(id) > DOCS_FILE_ID_MAX)
+        return;
+    size_t slot = FILE_CACHE;
+    for (size_t i = 0; i < FILE_CACHE; i++)
+        if (pl->files[i].doc && !strcmp(pl->files[i].id, id))
+            slot = i;
+    if (slot == FILE_CACHE) {
+        if (!doc)
+            return;
+        slot = pl->files_next;
+        pl->files_next = (pl->files_next + 1) % FILE_CACHE;
+    }
+    json_decref(pl->files[slot].doc);
+    pl->files[slot].doc = doc ? json_incref(doc) : NULL;
+    snprintf(pl->files[slot].id, sizeof(pl->files[slot].id), "%s", doc ? id : "");
+}
 
 /* ---- documents ---- */
 
@@ -769,6 +812,7 @@ static void channel_touch(struct p_channel *c)
 struct prepare {
     struct p_channel *c;
     char entry[DOCS_ENTRY_ID_MAX + 1];
+    char file[DOCS_FILE_ID_MAX + 1];
     double start;
     int now; /* play now (1) or queue next (0) */
     int hops;
@@ -814,13 +858,34 @@ static void file_fetched(const struct couch_response *resp, void *arg)
         free(pr);
         return;
     }
-    const char *path = json_string_value(json_object_get(resp->body, "path"));
-    const char *error = json_string_value(json_object_get(resp->body, "error"));
-    if (resp->status != 200 || !path || error) {
+    json_t *body = resp->body;
+    long status = resp->status;
+    if (status == 200 && json_is_object(body)) {
+        file_keep(c->pl, pr->file, body);
+    } else if (status == 404) {
+        file_keep(c->pl, pr->file, NULL);
+    } else if (resp->error || status == 0 || status >= 500) {
+        /* CouchDB away (couch_get gave up retrying): the copy kept from
+         * before, or this same entry again, never a skip. */
+        body = file_cached(c->pl, pr->file);
+        if (body) {
+            status = 200;
+        } else if (e) {
+            LOG(E_WARN, L_STATE,
+                "channel %s: %s: its file document cannot be had (%s); trying again", c->name,
+                pr->entry, resp->errmsg);
+            prepare_track(c, e, pr->start, pr->now, pr->hops);
+            free(pr);
+            return;
+        }
+    }
+    const char *path = json_string_value(json_object_get(body, "path"));
+    const char *error = json_string_value(json_object_get(body, "error"));
+    if (status != 200 || !path || error) {
         LOG(E_WARN, L_STATE, "channel %s: %s cannot be played (%s); skipped", c->name, pr->entry,
-            resp->status == 404 ? "its file is gone"
-            : error             ? error
-                                : resp->errmsg);
+            status == 404 ? "its file is gone"
+            : error       ? error
+                          : resp->errmsg);
         struct p_entry *next = e ? entry_after(c, e->doc.key, e->doc.id) : NULL;
         if (next && pr->hops < 50)
             prepare_track(c, next, 0, pr->now, pr->hops + 1);
@@ -838,22 +903,21 @@ static void file_fetched(const struct couch_response *resp, void *arg)
     tm->id = ++c->next_track_id;
     snprintf(tm->entry, sizeof(tm->entry), "%s", pr->entry);
     snprintf(tm->file, sizeof(tm->file), "%s",
-             json_string_value(json_object_get(resp->body, "_id")) ?: "");
-    json_t *tags = json_object_get(resp->body, "tags");
+             json_string_value(json_object_get(body, "_id")) ?: "");
+    json_t *tags = json_object_get(body, "tags");
     const char *artist = json_string_value(json_array_get(json_object_get(tags, "artist"), 0));
     const char *title = json_string_value(json_array_get(json_object_get(tags, "title"), 0));
-    const char *name = json_string_value(json_object_get(resp->body, "name"));
+    const char *name = json_string_value(json_object_get(body, "name"));
     if (artist && title)
         snprintf(tm->title, sizeof(tm->title), "%s - %s", artist, title);
     else
         snprintf(tm->title, sizeof(tm->title), "%s", title ? title : name ? name : "");
-    tm->duration = json_number_value(json_object_get(resp->body, "duration"));
+    tm->duration = json_number_value(json_object_get(body, "duration"));
     double peak;
     struct pipeline_track t = {.id = tm->id,
                                .path = path,
                                .start = pr->start,
-                               .gain_db =
-                                   pick_gain(c, json_object_get(resp->body, "replaygain"), &peak)};
+                               .gain_db = pick_gain(c, json_object_get(body, "replaygain"), &peak)};
     t.peak = peak;
     /* Playing now: what was queued to follow the old track goes (the
      * pipeline keeps it otherwise, and plays it after this one); the new
@@ -877,6 +941,7 @@ static void prepare_track(struct p_channel *c, struct p_entry *e, double start, 
         return;
     pr->c = c;
     snprintf(pr->entry, sizeof(pr->entry), "%s", e->doc.id);
+    snprintf(pr->file, sizeof(pr->file), "%s", e->doc.file);
     pr->start = start;
     pr->now = now;
     pr->hops = hops;
@@ -884,9 +949,46 @@ static void prepare_track(struct p_channel *c, struct p_entry *e, double start, 
         c->play_gen++;
     pr->play_gen = c->play_gen;
     c->preparing = 1;
-    if (couch_get(c->pl->couch, c->pl->db, e->doc.file, file_fetched, pr) < 0) {
+    /* With a copy kept, one try: if CouchDB is away the copy plays on time
+     * instead of after a quarter minute of retries. */
+    int flags = file_cached(c->pl, e->doc.file) ? COUCH_NO_RETRY : 0;
+    char *path = couch_path(c->pl->db, e->doc.file);
+    if (!path ||
+        couch_request(c->pl->couch, "GET", path, NULL, NULL, flags, file_fetched, pr) < 0) {
         c->preparing = 0;
         free(pr);
+    }
+    free(path);
+}
+
+struct prefetch {
+    struct player *pl;
+    char file[DOCS_FILE_ID_MAX + 1];
+};
+
+static void prefetched(const struct couch_response *resp, void *arg)
+{
+    struct prefetch *pf = arg;
+    if (resp->status == 200 && json_is_object(resp->body))
+        file_keep(pf->pl, pf->file, resp->body);
+    free(pf);
+}
+
+/* Fetches ahead the file documents of the PREFETCH entries after e that are
+ * not kept yet, for a track change while CouchDB is away. */
+static void prefetch_after(struct p_channel *c, struct p_entry *e)
+{
+    for (int i = 0; e && i < PREFETCH; i++) {
+        e = entry_after(c, e->doc.key, e->doc.id);
+        if (!e || file_cached(c->pl, e->doc.file))
+            continue;
+        struct prefetch *pf = calloc(1, sizeof(*pf));
+        if (!pf)
+            return;
+        pf->pl = c->pl;
+        snprintf(pf->file, sizeof(pf->file), "%s", e->doc.file);
+        if (couch_get(c->pl->couch, c->pl->db, pf->file, prefetched, pf) < 0)
+            free(pf);
     }
 }
 
@@ -924,6 +1026,7 @@ static void handle_events(struct p_channel *c, const struct pipeline_output *out
             snprintf(c->file, sizeof(c->file), "%s", tm->file);
             c->duration = tm->duration;
             channel_touch(c);
+            prefetch_after(c, hmap_get(c->pl->entries, tm->entry));
             break;
         case PIPELINE_NEED_NEXT: {
             /* The entry after the track the event names (after a failure
@@ -1723,6 +1826,8 @@ void player_free(struct player **plp)
             codec_ops(i)->close(pl->silence_enc[i]);
         ring_free(&pl->idle_rings[i]);
     }
+    for (size_t i = 0; i < FILE_CACHE; i++)
+        json_decref(pl->files[i].doc);
     free(pl->load_next);
     free(pl->db);
     free(pl);
