@@ -40,6 +40,12 @@
 
 #define NCODECS         2   /* 0 mp3, 1 opus: the order of codec_ops */
 #define PRODUCE_SAMPLES 960 /* 20 ms per produce call: one Opus frame */
+/* A call that catches up after the loop was busy produces at most this many
+ * PRODUCE_SAMPLES steps (200 ms: a few ms of work, so commands still come
+ * between calls soon). One step per loop iteration would fall further
+ * behind whenever an iteration takes longer than 20 ms, e.g. while
+ * thousands of listeners are written to on a loaded machine. */
+#define CATCH_UP_STEPS 10
 /* How far production runs ahead of real time. Small, because a command
  * (pause, skip, a mute) can only change frames not yet produced: this is
  * most of the reaction time. Large enough to ride out a busy worker. */
@@ -53,6 +59,12 @@
 /* A channel nobody listens to keeps its pipeline this long, so a player
  * that reconnects at once does not restart the track. */
 #define IDLE_STOP 10.0
+/* A channel that starts from nothing (no track to resume) waits until its
+ * playlist has been still this long: the rows of one write (an album
+ * enqueued at once) come through the feed within milliseconds, but in any
+ * order (pouchdb-server shuffles a _bulk_docs), and starting at the first
+ * row to arrive would begin the album at a random track. */
+#define PLAYLIST_SETTLE 0.3
 /* Status documents: on change, but at most this often per document. */
 #define STATUS_INTERVAL 2.0
 /* Position saved at least this often while playing. */
@@ -122,6 +134,7 @@ struct p_channel {
     struct p_entry **order; /* the playlist sorted by (key, id) */
     size_t norder;
     int order_dirty;
+    double playlist_changed; /* monotonic time of the last entry change */
 
     /* what plays */
     char current[DOCS_ENTRY_ID_MAX + 1]; /* entry playing or to resume; "" none */
@@ -388,6 +401,7 @@ static int apply_entry(struct player *pl, const char *id, int deleted, json_t *d
         struct p_channel *c = channel_get(pl, p.owner, 1);
         if (c) {
             c->order_dirty = 1;
+            c->playlist_changed = mono_now();
             channel_changed(c);
         }
     }
@@ -1083,6 +1097,7 @@ static void wake_source(struct player *pl, struct p_channel *c)
 struct produce_job {
     struct p_channel *c;
     struct pipeline *pipe;
+    int samples;
     struct pipeline_output out;
     int rc;
 };
@@ -1091,7 +1106,7 @@ struct produce_job {
 static void produce_work(void *arg)
 {
     struct produce_job *j = arg;
-    j->rc = pipeline_produce(j->pipe, PRODUCE_SAMPLES, &j->out);
+    j->rc = pipeline_produce(j->pipe, j->samples, &j->out);
 }
 
 static void channel_stop_clock(struct p_channel *c);
@@ -1171,8 +1186,16 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     if (!c->producing && produced_until < now + LEAD && !c->pl->stopping) {
         struct produce_job *j = calloc(1, sizeof(*j));
         if (j) {
+            /* What is missing up to the lead, in whole steps: one step when
+             * on time, more when the loop was late (CATCH_UP_STEPS). */
+            int steps = (int)ceil((now + LEAD - produced_until) * PIPELINE_RATE / PRODUCE_SAMPLES);
+            if (steps < 1)
+                steps = 1;
+            if (steps > CATCH_UP_STEPS)
+                steps = CATCH_UP_STEPS;
             j->c = c;
             j->pipe = c->pipe;
+            j->samples = PRODUCE_SAMPLES * steps;
             c->producing = 1;
             if (worker_submit(c->pl->audio, produce_work, produce_done, j) < 0) {
                 c->producing = 0;
@@ -1364,6 +1387,7 @@ static void evaluate(struct player *pl)
     struct rules_snapshot snap = {rc, nc, ra, na, rd, nd, rg, ng, ru, nu};
     struct rules_result res = {.devices = dstate, .channels = cstate};
     rules_evaluate(&snap, now, &res);
+    double wake = res.next_change; /* when to evaluate again */
 
     /* devices: mute state and the channel they hear */
     for (i = 0; i < nd; i++) {
@@ -1422,10 +1446,16 @@ static void evaluate(struct player *pl)
             pipeline_set_crossfade(c->pipe, c->doc.crossfade);
         handle_requests(c);
         if (plays && !c->loaded && !c->preparing) {
-            double start;
-            struct p_entry *e = channel_next_to_play(c, &start);
-            if (e)
-                prepare_track(c, e, start, 1, 0);
+            double settled = c->playlist_changed + PLAYLIST_SETTLE;
+            if (!c->current[0] && now < settled) { /* see PLAYLIST_SETTLE */
+                if (settled < wake)
+                    wake = settled;
+            } else {
+                double start;
+                struct p_entry *e = channel_next_to_play(c, &start);
+                if (e)
+                    prepare_track(c, e, start, 1, 0);
+            }
         }
         if (c->playing_sent != plays) {
             pipeline_set_playing(c->pipe, plays);
@@ -1433,8 +1463,8 @@ static void evaluate(struct player *pl)
         }
     }
     ev_timer_stop(pl->loop, &pl->rules_timer);
-    if (isfinite(res.next_change)) {
-        ev_timer_set(&pl->rules_timer, res.next_change - now + 0.001, 0.);
+    if (isfinite(wake)) {
+        ev_timer_set(&pl->rules_timer, wake - now + 0.001, 0.);
         ev_timer_start(pl->loop, &pl->rules_timer);
     }
 out:
