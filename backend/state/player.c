@@ -40,6 +40,12 @@
 
 #define NCODECS         2   /* 0 mp3, 1 opus: the order of codec_ops */
 #define PRODUCE_SAMPLES 960 /* 20 ms per produce call: one Opus frame */
+/* A call that catches up after the loop was busy produces at most this many
+ * PRODUCE_SAMPLES steps (200 ms: a few ms of work, so commands still come
+ * between calls soon). One step per loop iteration would fall further
+ * behind whenever an iteration takes longer than 20 ms, e.g. while
+ * thousands of listeners are written to on a loaded machine. */
+#define CATCH_UP_STEPS 10
 /* How far production runs ahead of real time. Small, because a command
  * (pause, skip, a mute) can only change frames not yet produced: this is
  * most of the reaction time. Large enough to ride out a busy worker. */
@@ -1091,6 +1097,7 @@ static void wake_source(struct player *pl, struct p_channel *c)
 struct produce_job {
     struct p_channel *c;
     struct pipeline *pipe;
+    int samples;
     struct pipeline_output out;
     int rc;
 };
@@ -1099,7 +1106,7 @@ struct produce_job {
 static void produce_work(void *arg)
 {
     struct produce_job *j = arg;
-    j->rc = pipeline_produce(j->pipe, PRODUCE_SAMPLES, &j->out);
+    j->rc = pipeline_produce(j->pipe, j->samples, &j->out);
 }
 
 static void channel_stop_clock(struct p_channel *c);
@@ -1179,8 +1186,16 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
     if (!c->producing && produced_until < now + LEAD && !c->pl->stopping) {
         struct produce_job *j = calloc(1, sizeof(*j));
         if (j) {
+            /* What is missing up to the lead, in whole steps: one step when
+             * on time, more when the loop was late (CATCH_UP_STEPS). */
+            int steps = (int)ceil((now + LEAD - produced_until) * PIPELINE_RATE / PRODUCE_SAMPLES);
+            if (steps < 1)
+                steps = 1;
+            if (steps > CATCH_UP_STEPS)
+                steps = CATCH_UP_STEPS;
             j->c = c;
             j->pipe = c->pipe;
+            j->samples = PRODUCE_SAMPLES * steps;
             c->producing = 1;
             if (worker_submit(c->pl->audio, produce_work, produce_done, j) < 0) {
                 c->producing = 0;
