@@ -117,7 +117,10 @@ function presence(user, password) {
       }
       let text = '';
       const p = { events: [], closed: false, close: () => { p.closed = true; req.destroy(); } };
-      res.on('close', () => { p.closed = true; });
+      res.on('close', () => {
+        p.closed = true;
+        reject(new Error(`/api/events for ${user} closed before its snapshot`)); // no-op once resolved
+      });
       res.on('data', (c) => {
         text += c;
         let i;
