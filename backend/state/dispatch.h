@@ -14,8 +14,8 @@
 
 #include <jansson.h>
 
-/* Returns 0 if applied, 1 for a backend-owned document (nothing to do), -EINVAL if the document is malformed, -ENOENT for an
- * id prefix nobody owns. Fits changes_apply_fn; arg is unused (NULL). */
+/* Returns 0 if applied, 1 for a backend-owned document (nothing to do), -EINVAL if the document is
+ * malformed, -ENOENT for an id prefix nobody owns. Fits changes_apply_fn; arg is unused (NULL). */
 int dispatch_apply(const char *id, const char *rev, int deleted, json_t *doc, void *arg);
 
 /* For /metrics: the name of type i and how many of its changes were applied;

@@ -30,7 +30,7 @@ struct player;
 struct player_options {
     struct couch *couch;
     const char *db;
-    struct worker_pool *audio; /* the audio worker(s): produce calls only */
+    struct worker_pool *audio;   /* the audio worker(s): produce calls only */
     struct worker_pool *workers; /* decoding ahead, other blocking work */
 };
 
