@@ -18,6 +18,7 @@
 #include <ev.h>
 
 #include "core/token.h"
+#include "core/timeutil.h"
 #include "couch/couch.h"
 
 /* How often a read-modify-write is retried when someone else keeps writing the
@@ -247,7 +248,6 @@ static int token_edit(json_t *doc, bool existed, void *arg)
     const struct token_edit *te = arg;
     char token[TOKEN_HEX_LEN + 1], now[32];
     time_t t = time(NULL);
-    struct tm tm;
     int r;
 
     const char *old = json_string_value(json_object_get(doc, "token"));
@@ -258,8 +258,7 @@ static int token_edit(json_t *doc, bool existed, void *arg)
         fprintf(stderr, "imes: cannot make a token: getrandom: %s\n", strerror(-r));
         return -1;
     }
-    gmtime_r(&t, &tm);
-    strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    timeutil_iso8601(t, now, sizeof(now));
     json_object_set_new(doc, "type", json_string("token"));
     json_object_set_new(doc, "kind", json_string(te->kind));
     json_object_set_new(doc, "name", json_string(te->name));

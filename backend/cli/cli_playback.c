@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "core/hmap.h"
+#include "core/timeutil.h"
 #include "couch/couch.h"
 #include "state/docs.h"
 #include "state/fracindex.h"
@@ -157,30 +158,18 @@ static int by_key_then_id(const void *x, const void *y)
  * entry documents. */
 static int load_entries(struct cli *cli, const char *channel, json_t **out)
 {
-    char lo[200], hi[200];
-    json_t *jl, *jh, *body = NULL, *row, **v = NULL;
-    char *el, *eh, *rest;
+    char lo[200];
+    json_t *body = NULL, *row, **v = NULL;
+    char *rest;
     size_t i, n = 0;
     int r;
 
     *out = NULL;
     snprintf(lo, sizeof(lo), "entry:c~%s:", channel);
-    snprintf(hi, sizeof(hi), "entry:c~%s:" HIGH, channel);
-    jl = json_string(lo);
-    jh = json_string(hi);
-    el = json_param(jl);
-    eh = json_param(jh);
-    json_decref(jl);
-    json_decref(jh);
-    if (!el || !eh ||
-        asprintf(&rest, "_all_docs?include_docs=true&startkey=%s&endkey=%s", el, eh) < 0) {
-        free(el);
-        free(eh);
+    if (!(rest = couch_prefix_query(lo, NULL, 0, 1))) {
         fprintf(stderr, "imes: out of memory\n");
         return CLI_EXIT_FAIL;
     }
-    free(el);
-    free(eh);
     r = db_request(cli, "GET", rest, NULL, &body);
     free(rest);
     if (r)
@@ -1021,7 +1010,6 @@ static int enqueue_run(struct cli *cli, int argc, char **argv)
     size_t nfiles = 0, i, existing, refused, paths = 0;
     int c, r = CLI_EXIT_FAIL, first;
     time_t t = time(NULL);
-    struct tm tm;
 
     optind = 0;
     while ((c = cli_getopt(&cli_enqueue_command, argc, argv, "h", longopts)) != -1) {
@@ -1117,8 +1105,7 @@ static int enqueue_run(struct cli *cli, int argc, char **argv)
     if (!(added_by = session_name(cli)))
         goto out;
     docs_channel_playlist(channel, playlist, sizeof(playlist));
-    gmtime_r(&t, &tm);
-    strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    timeutil_iso8601(t, now, sizeof(now));
     docs = json_array();
     for (i = 0; i < nfiles; i++) {
         char uid[17], id[DOCS_ENTRY_ID_MAX + 1];

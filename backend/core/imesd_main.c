@@ -20,6 +20,7 @@
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/timeutil.h"
 #include "core/metrics.h"
 #include "core/worker.h"
 #include "couch/changes.h"
@@ -85,19 +86,12 @@ struct imesd {
 
 /* ---- status document ---- */
 
-static void iso_time(time_t t, char *out, size_t len)
-{
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static int status_apply(json_t *doc, void *arg)
 {
     struct imesd *d = arg;
     char started[32], now[32];
-    iso_time(d->started, started, sizeof(started));
-    iso_time(time(NULL), now, sizeof(now));
+    timeutil_iso8601(d->started, started, sizeof(started));
+    timeutil_iso8601(time(NULL), now, sizeof(now));
     json_t *seq = changes_last_seq(d->changes);
     json_object_set_new(doc, "type", json_string("status"));
     json_object_set_new(doc, "kind", json_string("backend"));

@@ -609,6 +609,35 @@ char *couch_escape(const char *s)
     return buf_steal(&b);
 }
 
+char *couch_prefix_query(const char *prefix, const char *after, int limit, int include_docs)
+{
+    json_t *sk = json_string(after ? after : prefix);
+    json_t *ek = json_sprintf("%s\xef\xbf\xb0", prefix); /* U+FFF0: past every id of the prefix */
+    char *sks = sk ? json_dumps(sk, JSON_ENCODE_ANY) : NULL;
+    char *eks = ek ? json_dumps(ek, JSON_ENCODE_ANY) : NULL;
+    char *out = NULL;
+    if (sks && eks) {
+        struct buf b;
+        buf_init(&b, 1u << 16);
+        buf_puts(&b, "_all_docs?startkey=");
+        escape_into(&b, sks);
+        buf_puts(&b, "&endkey=");
+        escape_into(&b, eks);
+        if (include_docs)
+            buf_puts(&b, "&include_docs=true");
+        if (limit > 0)
+            buf_printf(&b, "&limit=%d", limit);
+        if (after)
+            buf_puts(&b, "&skip=1");
+        out = buf_steal(&b);
+    }
+    free(sks);
+    free(eks);
+    json_decref(sk);
+    json_decref(ek);
+    return out;
+}
+
 char *couch_path(const char *db, const char *docid)
 {
     struct buf b;

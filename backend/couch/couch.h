@@ -64,6 +64,14 @@ char *couch_path(const char *db, const char *docid);
  * escape the serialized JSON). Returns a malloc'd string. */
 char *couch_escape(const char *s);
 
+/* The query, relative to a database, for the documents whose id starts with
+ * prefix: "_all_docs?startkey=...&endkey=..." (after the id `after`, when
+ * not NULL; at most limit rows, 0 for all; with the documents when
+ * include_docs). The way to page through one kind of document without a
+ * view (views are slow to build on pouchdb-server). malloc'd, NULL if out
+ * of memory. */
+char *couch_prefix_query(const char *prefix, const char *after, int limit, int include_docs);
+
 int couch_get(struct couch *c, const char *db, const char *docid, couch_cb cb, void *arg);
 /* PUT doc (with its _rev if it has one). */
 int couch_put(struct couch *c, const char *db, const char *docid, json_t *doc, couch_cb cb,

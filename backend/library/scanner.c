@@ -29,6 +29,7 @@
 
 #include "core/hmap.h"
 #include "core/log.h"
+#include "core/timeutil.h"
 #include "core/worker.h"
 #include "couch/couch.h"
 #include "library/picture.h"
@@ -165,13 +166,6 @@ static int under_prefix(const char *path, const char *dir)
 {
     size_t n = strlen(dir);
     return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
-}
-
-static void iso_time(time_t t, char *out, size_t len)
-{
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* Valid UTF-8 as it is; otherwise each byte that does not start a valid
@@ -585,7 +579,7 @@ static void read_one(struct scanner *s, struct read_result *r)
     json_t *doc = json_object();
     json_t *warnings = json_array();
     char now[32];
-    iso_time(time(NULL), now, sizeof(now));
+    timeutil_iso8601(time(NULL), now, sizeof(now));
     json_object_set_new(doc, "type", json_string("file"));
     set_path_fields(doc, r->f.path, warnings);
     json_object_set_new(doc, "size", json_integer(r->f.size));
@@ -946,8 +940,8 @@ static int status_apply(json_t *doc, void *arg)
     struct scanner *s = arg;
     const struct scanner_progress *p = s->busy ? &s->prog : &s->last;
     char started[32], now[32];
-    iso_time(s->started_wall, started, sizeof(started));
-    iso_time(time(NULL), now, sizeof(now));
+    timeutil_iso8601(s->started_wall, started, sizeof(started));
+    timeutil_iso8601(time(NULL), now, sizeof(now));
     json_object_set_new(doc, "type", json_string("status"));
     json_object_set_new(doc, "kind", json_string("scan"));
     json_object_set_new(doc, "state", json_string(s->busy ? "scanning" : "idle"));
@@ -1449,24 +1443,18 @@ static void load_page_done(const struct couch_response *resp, void *arg)
 static void load_page(struct scanner *s)
 {
     const char *prefix = s->load_pictures ? "picture:" : "file:";
-    char *start = s->load_next ? s->load_next : NULL;
-    json_t *sk = json_string(start ? start : prefix);
-    json_t *ek = json_sprintf("%s\xef\xbf\xb0", prefix); /* U+FFF0: past every id of the prefix */
-    char *sks = json_dumps(sk, JSON_ENCODE_ANY), *eks = json_dumps(ek, JSON_ENCODE_ANY);
-    char *esk = couch_escape(sks), *eek = couch_escape(eks);
+    /* Pictures: only their ids (known or not); files: the whole documents. */
+    char *query = couch_prefix_query(prefix, s->load_next, LOAD_PAGE, !s->load_pictures);
     char *dbp = couch_path(s->db, NULL);
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/_all_docs?limit=%d%s&startkey=%s&endkey=%s%s", dbp, LOAD_PAGE,
-             s->load_pictures ? "" : "&include_docs=true", esk, eek, start ? "&skip=1" : "");
-    if (couch_request(s->couch, "GET", path, NULL, NULL, COUCH_RETRY_LONG, load_page_done, s) < 0)
+    char *path = NULL;
+    if (!query || !dbp || asprintf(&path, "%s/%s", dbp, query) < 0)
+        path = NULL;
+    if (!path ||
+        couch_request(s->couch, "GET", path, NULL, NULL, COUCH_RETRY_LONG, load_page_done, s) < 0)
         load_finish(s, -ENOMEM);
+    free(path);
     free(dbp);
-    free(esk);
-    free(eek);
-    free(sks);
-    free(eks);
-    json_decref(sk);
-    json_decref(ek);
+    free(query);
 }
 
 int scanner_load(struct scanner *s, scanner_done_fn done, void *arg)

@@ -43,6 +43,7 @@
 #include <glib.h>
 
 #include "core/log.h"
+#include "core/timeutil.h"
 
 #define DIR_MASK                                                                                   \
     (IN_CLOSE_WRITE | IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |            \
@@ -115,9 +116,7 @@ static atomic_int enospc_logged;
  * a clock set back an hour would hold every report back an hour. */
 static ev_tstamp mono(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (ev_tstamp)ts.tv_sec + ts.tv_nsec * 1e-9;
+    return timeutil_mono();
 }
 
 const char *watch_event_name(enum watch_event ev)

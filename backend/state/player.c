@@ -30,6 +30,7 @@
 #include "core/hmap.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/timeutil.h"
 #include "core/worker.h"
 #include "couch/couch.h"
 #include "media/encoder.h"
@@ -79,13 +80,6 @@
 #define PREFETCH   4
 
 static const char *const codec_names[NCODECS] = {"mp3", "opus"};
-
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int codec_index(const char *name)
 {
@@ -401,7 +395,7 @@ static int apply_entry(struct player *pl, const char *id, int deleted, json_t *d
         struct p_channel *c = channel_get(pl, p.owner, 1);
         if (c) {
             c->order_dirty = 1;
-            c->playlist_changed = mono_now();
+            c->playlist_changed = timeutil_mono();
             channel_changed(c);
         }
     }
@@ -650,29 +644,19 @@ static void load_page_done(const struct couch_response *resp, void *arg)
 
 static void load_page(struct player *pl)
 {
-    const char *prefix = load_prefixes[pl->load_step];
-    json_t *sk = json_string(pl->load_next ? pl->load_next : prefix);
-    json_t *ek = json_sprintf("%s\xef\xbf\xb0", prefix);
-    char *sks = json_dumps(sk, JSON_ENCODE_ANY), *eks = json_dumps(ek, JSON_ENCODE_ANY);
-    char *esk = couch_escape(sks), *eek = couch_escape(eks);
+    char *query = couch_prefix_query(load_prefixes[pl->load_step], pl->load_next, LOAD_PAGE, 1);
     char *dbp = couch_path(pl->db, NULL);
-    struct buf path;
-    buf_init(&path, 1u << 16);
-    buf_printf(&path, "%s/_all_docs?include_docs=true&limit=%d&startkey=%s&endkey=%s%s", dbp,
-               LOAD_PAGE, esk, eek, pl->load_next ? "&skip=1" : "");
-    if (couch_request(pl->couch, "GET", path.data, NULL, NULL, COUCH_RETRY_LONG, load_page_done,
-                      pl) < 0) {
+    char *path = NULL;
+    if (!query || !dbp || asprintf(&path, "%s/%s", dbp, query) < 0)
+        path = NULL;
+    if (!path || couch_request(pl->couch, "GET", path, NULL, NULL, COUCH_RETRY_LONG, load_page_done,
+                               pl) < 0) {
         struct couch_response r = {.error = -ENOMEM, .errmsg = "out of memory", .raw = ""};
         load_page_done(&r, pl);
     }
-    buf_free(&path);
+    free(path);
     free(dbp);
-    free(esk);
-    free(eek);
-    free(sks);
-    free(eks);
-    json_decref(sk);
-    json_decref(ek);
+    free(query);
 }
 
 int player_load(struct player *pl, void (*done)(int err, void *arg), void *arg)
@@ -724,11 +708,8 @@ struct status_write {
 static int status_apply(json_t *doc, void *arg)
 {
     struct status_write *w = arg;
-    char now[32];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    char now[TIMEUTIL_ISO8601_LEN];
+    timeutil_iso8601(time(NULL), now, sizeof(now));
     json_object_update(doc, w->fields);
     json_object_set_new(doc, "type", json_string("status"));
     json_object_set_new(doc, "kind", json_string(w->channel ? "channel" : "device"));
@@ -751,7 +732,7 @@ static void status_written(const struct couch_response *resp, void *arg)
         /* changed while this write was out (a stop's final position among
          * them): write again */
         if (w->channel->status_dirty)
-            channel_status_write(w->channel, mono_now());
+            channel_status_write(w->channel, timeutil_mono());
     } else {
         struct p_device *d = hmap_get(pl->devices, w->device);
         if (d)
@@ -1172,7 +1153,7 @@ static void release_due(struct p_channel *c, double now)
 static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct p_channel *c = w->data;
-    double now = mono_now();
+    double now = timeutil_mono();
     if (!c->pipe)
         return;
     double produced_until = c->t0 + (double)c->produced / PIPELINE_RATE;
@@ -1228,7 +1209,7 @@ static int channel_start_clock(struct p_channel *c)
     for (int i = 0; i < NCODECS; i++)
         if (!c->rings[i])
             c->rings[i] = ring_new(RING_FRAMES, RING_BYTES);
-    c->t0 = mono_now();
+    c->t0 = timeutil_mono();
     c->produced = 0;
     c->loaded = 0;
     c->playing_sent = -1;
@@ -1257,7 +1238,7 @@ static void channel_stop_clock(struct p_channel *c)
     }
     c->loaded = 0;
     c->status_dirty = 1;
-    channel_status_write(c, mono_now());
+    channel_status_write(c, timeutil_mono());
 }
 
 /* ---- evaluation ---- */
@@ -1314,7 +1295,7 @@ static void evaluate(struct player *pl)
 {
     if (!pl->loaded)
         return;
-    double now = mono_now();
+    double now = timeutil_mono();
     size_t nc = hmap_count(pl->channels), na = hmap_count(pl->aggregates);
     size_t nd = hmap_count(pl->devices), nu = hmap_count(pl->users);
     size_t ng = hmap_count(pl->delegates);
@@ -1507,7 +1488,7 @@ static void idle_tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         ev_timer_stop(loop, w);
         return;
     }
-    double now = mono_now();
+    double now = timeutil_mono();
     int pushed = 0;
     for (int i = 0; i < NCODECS; i++) {
         if (!pl->idle_rings[i] || !pl->silence[i].len)
@@ -1554,7 +1535,7 @@ struct player_attachment *player_attach(struct player *pl, const char *device, c
     d->status_dirty = 1;
     if (!ev_is_active(&pl->idle_tick) && idle_needed(pl)) {
         for (int i = 0; i < NCODECS; i++)
-            pl->idle_next[i] = mono_now();
+            pl->idle_next[i] = timeutil_mono();
         ev_timer_start(pl->loop, &pl->idle_tick);
     }
     schedule_evaluate(pl);
@@ -1594,7 +1575,7 @@ int player_read(struct player_attachment *a, struct player_frame *out)
         a->cursor = r ? ring_next_seq(r) : 0;
         if (!src && !ev_is_active(&pl->idle_tick)) {
             for (int i = 0; i < NCODECS; i++)
-                pl->idle_next[i] = mono_now();
+                pl->idle_next[i] = timeutil_mono();
             ev_timer_start(pl->loop, &pl->idle_tick);
         }
     }
@@ -1662,7 +1643,7 @@ void player_presence_close(struct player *pl, const char *user)
         return;
     if (--u->connections == 0) {
         double timeout = u->has_doc ? u->doc.session_timeout : DOCS_DEFAULT_SESSION_TIMEOUT;
-        u->present_until = mono_now() + timeout;
+        u->present_until = timeutil_mono() + timeout;
         LOG(E_INFO, L_STATE, "user %s left; present for %.0f s more", user, timeout);
     }
     schedule_evaluate(pl);
@@ -1679,7 +1660,7 @@ int player_delegate_hold(struct player *pl, const char *delegate, double seconds
         g->hold = RULES_HOLD_NONE;
     } else {
         g->hold = RULES_HOLD_UNTIL;
-        g->until = mono_now() + seconds;
+        g->until = timeutil_mono() + seconds;
     }
     LOG(E_INFO, L_STATE, "delegate %s: %s", delegate,
         seconds < 0    ? "pauses its devices"

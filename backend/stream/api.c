@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "core/timeutil.h"
 #include "core/metrics.h"
 #include "core/token.h"
 #include "state/auth.h"
@@ -363,13 +364,6 @@ static void on_session(int result, const struct auth_user *u, void *arg)
     events_open(c, u);
 }
 
-static void iso_time(time_t t, char *out, size_t len)
-{
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static void delegate_act(struct client *c)
 {
     struct api *a = c->api;
@@ -396,7 +390,7 @@ static void delegate_act(struct client *c)
     char until[32];
     json_t *until_j = json_null();
     if (seconds > 0) {
-        iso_time(time(NULL) + seconds, until, sizeof(until));
+        timeutil_iso8601(time(NULL) + seconds, until, sizeof(until));
         until_j = json_string(until);
     }
     LOG(E_INFO, L_HTTP, "delegate %s: %s%s%s (conn %llu %s)", c->url.name,
