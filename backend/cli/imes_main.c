@@ -16,6 +16,7 @@
 #include "cli/cli_channel.h"
 #include "cli/cli_delegate.h"
 #include "cli/cli_device.h"
+#include "cli/cli_peer.h"
 #include "cli/cli_playback.h"
 #include "cli/cli_status.h"
 #include "cli/cli_scan.h"
@@ -28,7 +29,8 @@ static const struct cli_command *const commands[] = {
     &cli_delegate_command, &cli_status_command,    &cli_scan_command,
     &cli_channel_command,  &cli_aggregate_command, &cli_enqueue_command,
     &cli_playlist_command, &cli_play_command,      &cli_pause_command,
-    &cli_resume_command,   &cli_skip_command,      NULL,
+    &cli_resume_command,   &cli_skip_command,      &cli_peer_command,
+    NULL,
 };
 
 static void usage(FILE *out)

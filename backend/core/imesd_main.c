@@ -27,6 +27,7 @@
 #include "couch/couch.h"
 #include "library/scanner.h"
 #include "library/watch.h"
+#include "matriz/roster.h"
 #include "state/auth.h"
 #include "state/dispatch.h"
 #include "state/player.h"
@@ -62,6 +63,7 @@ struct imesd {
     struct auth *auth;
     struct listener *listener;
     struct api *api;
+    struct roster *roster; /* Matriz peers join here */
     int player_stopped;
     struct scanner *scanner;
     struct watch *watch;
@@ -562,7 +564,9 @@ int main(int argc, char **argv)
     struct auth_options aopt = {.private_db = d.cfg.database.private_name};
     if (!(d.player = player_new(d.loop, &popt)) || !(d.auth = auth_new(d.loop, d.couch, &aopt)) ||
         !(d.listener = listener_new(d.loop, d.httpd, d.player, d.auth)) ||
-        !(d.api = api_new(d.loop, d.httpd, d.player, d.auth))) {
+        !(d.api = api_new(d.loop, d.httpd, d.player, d.auth)) ||
+        !(d.roster = roster_new(d.loop, d.httpd, d.couch, d.auth,
+                                &(struct roster_options){.db = d.cfg.database.name}))) {
         LOG(E_FATAL, L_MAIN, "cannot set up playback");
         goto fail_player;
     }
@@ -658,6 +662,9 @@ fail_scanner:
 fail_player:
     listener_free(&d.listener);
     api_free(&d.api);
+    /* After the loop: the offline writes of httpd_free's closes are done
+     * (or dropped by couch_free after the grace period). */
+    roster_free(&d.roster);
     player_free(&d.player);
     auth_free(&d.auth);
     worker_pool_free(&d.audio);
