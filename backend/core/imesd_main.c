@@ -109,6 +109,11 @@ static int status_apply(json_t *doc, void *arg)
     json_object_set_new(doc, "pid", json_integer(getpid()));
     json_object_set_new(doc, "started", json_string(started));
     json_object_set_new(doc, "updated", json_string(now));
+    /* Where the web app finds imesd (its live connection, device and
+     * delegate URLs to show admins). */
+    json_object_set_new(doc, "public", json_string(d->cfg.backend.public_url));
+    json_object_set_new(doc, "public_rtsp", json_string(d->cfg.backend.public_rtsp));
+    json_object_set_new(doc, "public_delegate", json_string(d->cfg.backend.public_delegate));
     return 1;
 }
 
@@ -202,6 +207,84 @@ static void healthz(struct httpd_conn *conn, const struct http_request *req, voi
     httpd_respond(conn, ok ? 200 : 503, "application/json", body, body ? strlen(body) : 0);
     free(body);
     json_decref(j);
+}
+
+/* GET /: the way into the web app. The app is served by CouchDB as design
+ * document attachments at <origin>/<db>/_design/imes/index.html (origin:
+ * database.origin, or the database URL without its credentials), readable by
+ * members only, so a logged-out browser could not even load its login form.
+ * This page is that form: it posts to CouchDB's /_session (the same origin
+ * behind nginx; CORS with credentials on a bare CouchDB or pouchdb-server)
+ * and goes on to the app, at once when a session exists already. */
+static const char login_page[] =
+    "<!doctype html><html lang=en><head><meta charset=utf-8>"
+    "<meta name=viewport content='width=device-width,initial-scale=1'><title>IMES</title>"
+    "<link rel=icon href='data:,'>"
+    "<style>body{font-family:system-ui,sans-serif;background:#14161a;color:#e8e9ec;display:grid;"
+    "place-items:center;min-height:100vh;margin:0}form{background:#1d2026;border:1px solid #2f343d;"
+    "border-radius:10px;padding:20px;width:min(340px,90vw)}label{display:grid;gap:4px;margin:8px 0;"
+    "color:#9aa0aa}input,button{font:inherit;padding:8px;border-radius:8px;border:1px solid "
+    "#2f343d;"
+    "background:#252932;color:inherit}button{width:100%%;margin-top:10px;background:#4fb3a9;"
+    "color:#06201d;font-weight:600}p{color:#e06c6c;min-height:1.2em}</style></head><body>"
+    "<form id=f><h1>IMES</h1><label>Name<input name=name autocomplete=username required></label>"
+    "<label>Password<input name=password type=password autocomplete=current-password required>"
+    "</label><button>Log in</button><p id=e role=alert></p></form><script>"
+    "const couch=%s,app=%s;"
+    "const go=()=>location.replace(app);"
+    "fetch(couch+'/_session',{credentials:'include',headers:{Accept:'application/json'}})"
+    ".then(r=>r.json()).then(s=>{if(s.userCtx&&s.userCtx.name)go()}).catch(()=>{});"
+    "f.onsubmit=async(ev)=>{ev.preventDefault();e.textContent='';try{"
+    "const r=await fetch(couch+'/_session',{method:'POST',credentials:'include',headers:"
+    "{'Content-Type':'application/json',Accept:'application/json'},body:JSON.stringify("
+    "{name:f.name.value.trim(),password:f.password.value})});"
+    "if(r.ok)go();else e.textContent=r.status===401?'Name or password is wrong.':'Cannot log in ('"
+    "+r.status+').'}catch(x){e.textContent='CouchDB cannot be reached: '+x.message}};"
+    "</script></body></html>";
+
+static void root_route(struct httpd_conn *conn, const struct http_request *req, void *arg)
+{
+    struct imesd *d = arg;
+    static const char not_found[] = "Not Found\n";
+    if (strcmp(req->path, "/") != 0 && strcmp(req->path, "/login") != 0) {
+        httpd_respond(conn, 404, "text/plain; charset=utf-8", not_found, sizeof(not_found) - 1);
+        return;
+    }
+    const char *origin = d->cfg.database.origin;
+    char base[512], app[1024];
+    if (!origin || !*origin) {
+        /* scheme://[user[:password]@]host[:port][/...] -> scheme://host[:port] */
+        const char *url = d->cfg.database.url, *host = strstr(url, "://");
+        host = host ? host + 3 : url;
+        const char *end = host + strcspn(host, "/"), *at = NULL;
+        for (const char *p = host; p < end; p++)
+            if (*p == '@')
+                at = p;
+        snprintf(base, sizeof(base), "%.*s%.*s", (int)(host - url), url,
+                 (int)(end - (at ? at + 1 : host)), at ? at + 1 : host);
+    } else {
+        snprintf(base, sizeof(base), "%s", origin);
+        size_t n = strlen(base);
+        if (n > 0 && base[n - 1] == '/')
+            base[n - 1] = '\0';
+    }
+    snprintf(app, sizeof(app), "%s/%s/_design/imes/index.html", base, d->cfg.database.name);
+    json_t *jb = json_string(base), *ja = json_string(app);
+    char *sb = json_dumps(jb, JSON_ENCODE_ANY | JSON_ESCAPE_SLASH);
+    char *sa = json_dumps(ja, JSON_ENCODE_ANY | JSON_ESCAPE_SLASH);
+    json_decref(jb);
+    json_decref(ja);
+    char *page = NULL;
+    int n = sb && sa ? asprintf(&page, login_page, sb, sa) : -1;
+    free(sb);
+    free(sa);
+    if (n < 0) {
+        httpd_respond(conn, 503, "text/plain; charset=utf-8", "out of memory\n", 14);
+        return;
+    }
+    httpd_respond_headers(conn, 200, "Cache-Control: no-store\r\n", "text/html; charset=utf-8",
+                          page, (size_t)n);
+    free(page);
 }
 
 static int collect_core(struct buf *out, void *arg)
@@ -572,6 +655,7 @@ int main(int argc, char **argv)
     }
     httpd_add_route(d.httpd, "GET", "/healthz", healthz, &d);
     httpd_add_route(d.httpd, "GET", "/metrics", metrics_route, &d);
+    httpd_add_route(d.httpd, "GET", "/", root_route, &d); /* "/" and "/login"; else 404 */
     metrics_add_collector(collect_core, &d);
 
     if (d.cfg.media.n > 0) {

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "core/log.h"
@@ -61,6 +62,7 @@ struct client {
     struct auth_wait *wait;
     char *user; /* C_OPEN events: whose presence this is */
     struct api_delegate_url url;
+    char cors[384]; /* CORS response headers for the web app's origin, or "" */
 };
 
 struct api {
@@ -303,7 +305,9 @@ static void keepalive_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void events_open(struct client *c, const struct auth_user *u)
 {
     struct api *a = c->api;
-    static const char headers[] = "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n";
+    char headers[512];
+    snprintf(headers, sizeof(headers), "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n%s",
+             c->cors);
     if (c->head) {
         httpd_conn_set_callbacks(c->conn, NULL, NULL, NULL);
         httpd_stream_start(c->conn, 200, "text/event-stream", headers);
@@ -343,22 +347,28 @@ static void on_session(int result, const struct auth_user *u, void *arg)
 {
     struct client *c = arg;
     c->wait = NULL;
+    char headers[512];
     if (result < 0) {
-        respond_and_forget(c, 503, "Retry-After: 5\r\n", "application/json", unavailable);
+        snprintf(headers, sizeof(headers), "Retry-After: 5\r\n%s", c->cors);
+        respond_and_forget(c, 503, headers, "application/json", unavailable);
         return;
     }
     if (result == 0) {
-        respond_and_forget(c, 401, "WWW-Authenticate: Basic realm=\"IMES\"\r\n", "application/json",
-                           unauthorized);
+        /* A page's own login form, not the browser's Basic dialog, for a
+         * cross-origin request from the web app. */
+        snprintf(headers, sizeof(headers), "%s%s",
+                 c->cors[0] ? "" : "WWW-Authenticate: Basic realm=\"IMES\"\r\n", c->cors);
+        respond_and_forget(c, 401, headers, "application/json", unauthorized);
         return;
     }
     if (c->kind == C_WHOAMI) {
-        respond_json(c, 200, "Cache-Control: no-store\r\n",
+        snprintf(headers, sizeof(headers), "Cache-Control: no-store\r\n%s", c->cors);
+        respond_json(c, 200, headers,
                      json_pack("{s:s,s:O}", "name", u->name, "roles", (json_t *)u->roles));
         return;
     }
     if (!u->member) {
-        respond_and_forget(c, 403, NULL, "application/json", forbidden);
+        respond_and_forget(c, 403, c->cors[0] ? c->cors : NULL, "application/json", forbidden);
         return;
     }
     events_open(c, u);
@@ -415,6 +425,36 @@ static void on_delegate_token(int result, void *arg)
     }
 }
 
+/* The web app is served by CouchDB, on another port of the same host when no
+ * proxy puts both under one origin (nginx/imes.conf does). The session cookie
+ * is per host, so the browser sends it here too; the page may read the answer
+ * when this says so. Only an Origin on the request's own host is allowed:
+ * another site's page gets no credentialed access. */
+static void cors_headers(const struct http_request *req, char *out, size_t outlen)
+{
+    const char *origin = http_request_header(req, "Origin");
+    const char *host = http_request_header(req, "Host");
+    out[0] = '\0';
+    if (!origin || !host || strlen(origin) > 256)
+        return;
+    const char *oh = strstr(origin, "://");
+    if (!oh || strncmp(origin, "http", 4) != 0)
+        return;
+    oh += 3;
+    /* host names without ports; [v6]:port keeps its brackets */
+    size_t ol = oh[0] == '[' ? strcspn(oh, "]") + 1 : strcspn(oh, ":/");
+    size_t hl = host[0] == '[' ? strcspn(host, "]") + 1 : strcspn(host, ":");
+    if (ol == 0 || ol != hl || strncasecmp(oh, host, ol) != 0)
+        return;
+    for (const char *p = origin; *p; p++)
+        if (*p == '\r' || *p == '\n')
+            return;
+    snprintf(out, outlen,
+             "Access-Control-Allow-Origin: %s\r\nAccess-Control-Allow-Credentials: true\r\n"
+             "Vary: Origin\r\n",
+             origin);
+}
+
 static struct client *client_new(struct api *a, struct httpd_conn *conn,
                                  const struct http_request *req, enum client_kind kind)
 {
@@ -466,6 +506,7 @@ static void session_route(struct httpd_conn *conn, const struct http_request *re
     struct client *c = client_new(a, conn, req, kind);
     if (!c)
         return;
+    cors_headers(req, c->cors, sizeof(c->cors));
     c->wait = auth_session_check(a->auth, http_request_header(req, "Authorization"),
                                  http_request_header(req, "Cookie"), on_session, c);
     if (!c->wait)
