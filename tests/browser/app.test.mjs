@@ -1,0 +1,259 @@
+// The web app in real headless Chromium against a real pouchdb-server and
+// imesd (tests/browser/setup.mjs): log in, search with the query syntax,
+// enqueue and hear it start (ffmpeg on the room's device stream), progress,
+// pause/resume, reorder by keys and by dragging, a second user seeing it
+// live, lockout silencing the room, an admin's new device streaming
+// (ffprobe), and a Fauxton-style edit of a channel document taking effect in
+// imesd and in the open app. No page may log a console error.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { couchRequest, waitFor } from '../lib/harness.mjs';
+import { listen, silenceFrom, toneFrom, RATE } from '../lib/live.mjs';
+import { startImes, USERS } from './setup.mjs';
+import { launch, newPage, login } from './lib.mjs';
+
+let env, browser, alice, bob, owner, speaker;
+const pages = () => [alice, bob, owner].filter(Boolean);
+
+before(async () => {
+  env = await startImes();
+  browser = await launch();
+});
+
+after(async () => {
+  await speaker?.stop();
+  await browser?.close();
+  await env?.stop();
+});
+
+function noConsoleErrors() {
+  for (const p of pages()) assert.deepEqual(p.errors, [], 'console errors');
+}
+
+async function albumsShown(page, query) {
+  await page.fill('#q', query);
+  await page.waitForSelector(`#results[data-query="${query.replace(/"/g, '\\"')}"]`, { timeout: 5000 });
+  return page.$$eval('#results article.album', (els) => els.map((e) => e.dataset.album));
+}
+
+async function entryTitles(page) {
+  return page.$$eval('#entries li[data-id]', (els) => els.map((e) => e.dataset.title));
+}
+
+async function couchOrder() {
+  const r = await couchRequest(env.couch, 'GET',
+    `/imes/_all_docs?include_docs=true&startkey=${encodeURIComponent('"entry:c~lounge:"')}&endkey=${encodeURIComponent('"entry:c~lounge:\ufff0"')}`,
+    { user: 'admin' });
+  const docs = r.body.rows.map((x) => x.doc).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : a._id < b._id ? -1 : 1));
+  const files = await couchRequest(env.couch, 'POST', '/imes/_all_docs?include_docs=true', { user: 'admin', body: { keys: docs.map((d) => d.file) } });
+  const title = Object.fromEntries(files.body.rows.map((x) => [x.id, x.doc.tags.title[0]]));
+  return docs.map((d) => title[d.file]);
+}
+
+test('log in through imesd\'s / and land in the app', async () => {
+  alice = await newPage(browser);
+  await login(alice, env.imesdUrl, 'alice', USERS.alice.password);
+  assert.equal(await alice.textContent('#me'), 'alice');
+  assert.match(alice.url(), /\/imes\/_design\/imes\/index\.html/);
+  // members see no admin screen
+  assert.equal(await alice.isVisible('.tabs a[data-tab=admin]'), false);
+  // live: the events connection is open
+  await alice.waitForSelector('body[data-live="1"]', { timeout: 10000 });
+  noConsoleErrors();
+});
+
+test('search: words, field prefixes, exact tags, dates and ranges, paths, MusicBrainz ids, combined', async () => {
+  const cases = [
+    ['sine', ['Concert Pitch']],
+    ['beatrice', ['Night Music']], // accents folded
+    ['artist:squ', ['Low End']],
+    ['title:hum', ['Low End', 'Night Music']],
+    ['genre:electro', ['Night Music']],
+    ['artist2:"Béatrice Électrique"', ['Night Music']],
+    ['album2:"Low"', []],
+    ['date:1975', ['Concert Pitch']],
+    ['date:1970~1979', ['Concert Pitch', 'Low End']],
+    ['date:1970~1979 hum', ['Low End']],
+    ['mbid:0d5e3c5e-1f7a-4a43-9d6e-1c2a3b4c5d02', ['Low End']],
+    [`path:${path.join(env.cfg.mediaDir, 'Beatrice')}`, ['Night Music']],
+    ['concert five', ['Concert Pitch']],
+  ];
+  for (const [q, want] of cases) {
+    const got = await albumsShown(alice, q);
+    assert.deepEqual(got.sort(), want, `query ${q}`);
+  }
+  // disc and track order, durations, the ReplayGain mark
+  await albumsShown(alice, 'night music');
+  const night = await alice.$$eval('#results article.album li', (els) => els.map((e) => e.textContent));
+  assert.match(night[0], /Disc 1/);
+  assert.match(night[1], /Eight Eighty/);
+  assert.match(night[2], /Disc 2/);
+  await albumsShown(alice, 'low end');
+  assert.equal(await alice.locator('#results .norg').count(), 2, 'Low End has no ReplayGain');
+  await albumsShown(alice, 'sine');
+  assert.equal(await alice.locator('#results .norg').count(), 0);
+  assert.match(await alice.textContent('#results li.track .dur'), /^0:08$/);
+  // the track info view
+  await alice.click('#results li.track .info-btn');
+  await alice.waitForSelector('#info:not([hidden])');
+  const info = await alice.textContent('#info-body');
+  assert.match(info, /musicbrainz_albumid/);
+  assert.match(info, /track -3\.5 dB/);
+  await alice.keyboard.press('Escape');
+  noConsoleErrors();
+});
+
+test('enqueue an album; it plays in the room, the progress moves; pause and resume', async () => {
+  speaker = listen(env.urls.speaker.mp3);
+  await albumsShown(alice, 'sine');
+  await alice.click('#results article.album .add-album');
+  await alice.click('.tabs a[data-tab=playlist]');
+  await alice.waitForFunction(() => document.querySelectorAll('#entries li[data-id]').length === 3);
+  assert.deepEqual(await entryTitles(alice), ['Concert A', 'Five Fifty', 'Six Sixty']);
+  await alice.waitForFunction(() => document.querySelector('#now').dataset.state === 'playing' &&
+    document.querySelector('#now-title').textContent === 'Concert A', null, { timeout: 10000 });
+  await alice.waitForSelector('#entries li.current.playing');
+  const p1 = Number(await alice.getAttribute('#now .progress', 'aria-valuenow'));
+  await alice.waitForTimeout(1500);
+  const p2 = Number(await alice.getAttribute('#now .progress', 'aria-valuenow'));
+  assert.ok(p2 > p1, `progress ${p1} -> ${p2}`);
+  // heard: 440 Hz on the device
+  const m = speaker.mark();
+  await speaker.until(m + RATE);
+  assert.ok(toneFrom(speaker.samples(), Math.max(0, m - RATE), [440]) >= 0, 'Concert A is heard');
+
+  await alice.click('#now-pause');
+  await alice.waitForSelector('#now[data-state=paused]', { timeout: 5000 });
+  const m2 = speaker.mark();
+  await speaker.until(m2 + 2 * RATE);
+  assert.ok(silenceFrom(speaker.samples(), m2) >= 0, 'paused: silence');
+  await alice.click('#now-pause');
+  await alice.waitForSelector('#now[data-state=playing]', { timeout: 5000 });
+  noConsoleErrors();
+});
+
+test('reorder with keys and by dragging', async () => {
+  const third = alice.locator('#entries li[data-id]').nth(2);
+  await third.click();
+  await third.focus();
+  await alice.keyboard.press('Alt+ArrowUp');
+  await alice.waitForFunction(() => document.querySelectorAll('#entries li[data-id]')[1]?.dataset.title === 'Six Sixty');
+  assert.deepEqual(await entryTitles(alice), ['Concert A', 'Six Sixty', 'Five Fifty']);
+  assert.deepEqual(await couchOrder(), ['Concert A', 'Six Sixty', 'Five Fifty']);
+  // drag Five Fifty (last) before Six Sixty
+  await alice.dragAndDrop('#entries li[data-title="Five Fifty"]', '#entries li[data-title="Six Sixty"]');
+  await alice.waitForFunction(() => document.querySelectorAll('#entries li[data-id]')[1]?.dataset.title === 'Five Fifty');
+  assert.deepEqual(await couchOrder(), ['Concert A', 'Five Fifty', 'Six Sixty']);
+  noConsoleErrors();
+});
+
+test('lockout (Ctrl+L) silences the room\'s stream, with an overlay; unlocking brings it back', async () => {
+  await alice.keyboard.press('Control+l');
+  await alice.waitForSelector('#lockout:not([hidden])');
+  const m = speaker.mark();
+  await speaker.until(m + 3 * RATE);
+  const at = silenceFrom(speaker.samples(), m, { holdMs: 300 });
+  assert.ok(at >= 0, 'silence after lockout');
+  assert.ok((at - m) / RATE < 2, `silent after ${(at - m) / RATE} s`);
+  const u = await couchRequest(env.couch, 'GET', '/imes/user:alice', { user: 'admin' });
+  assert.equal(u.body.lockout, true);
+  await alice.click('#unlock');
+  await alice.waitForSelector('#lockout', { state: 'hidden' });
+  const m2 = speaker.mark();
+  await speaker.until(m2 + 3 * RATE);
+  assert.ok(toneFrom(speaker.samples(), m2, [440, 550, 660]) >= 0, 'heard again after unlocking');
+  noConsoleErrors();
+});
+
+test('a second user (another browser context) sees changes live', async () => {
+  bob = await newPage(browser, { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  await login(bob, env.imesdUrl, 'bob', USERS.bob.password);
+  await bob.goto(`${bob.url().split('#')[0]}#playlist`);
+  await bob.waitForFunction(() => document.querySelectorAll('#entries li[data-id]').length === 3);
+  // alice appends a track; bob sees it without reloading
+  await albumsShown(alice, 'title:eight');
+  await alice.click('#results li.track .add-track');
+  await bob.waitForFunction(() => [...document.querySelectorAll('#entries li[data-id]')].some((e) => e.dataset.title === 'Eight Eighty'), null, { timeout: 10000 });
+  // alice removes it again
+  await alice.click('.tabs a[data-tab=playlist]');
+  await alice.click('#entries li[data-title="Eight Eighty"] .remove');
+  await bob.waitForFunction(() => ![...document.querySelectorAll('#entries li[data-id]')].some((e) => e.dataset.title === 'Eight Eighty'), null, { timeout: 10000 });
+  // alice pauses; bob's now-playing bar shows it
+  await alice.click('#now-pause');
+  await bob.waitForSelector('#now[data-state=paused]', { timeout: 10000 });
+  await alice.click('#now-pause');
+  await bob.waitForSelector('#now[data-state=playing]', { timeout: 10000 });
+  noConsoleErrors();
+});
+
+function ffprobe(url) {
+  return new Promise((resolve) => {
+    const p = spawn('ffprobe', ['-v', 'error', '-rw_timeout', '5000000', '-show_entries', 'stream=codec_name,sample_rate,channels', '-of', 'json', url]);
+    let out = '', err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    const t = setTimeout(() => p.kill('SIGKILL'), 20000);
+    p.on('close', (code) => { clearTimeout(t); resolve({ code, out, err }); });
+  });
+}
+
+test('an admin creates a device in a room; its stream URL plays (ffprobe)', async () => {
+  owner = await newPage(browser);
+  await login(owner, env.imesdUrl, 'owner', USERS.owner.password);
+  await owner.click('.tabs a[data-tab=admin]');
+  await owner.fill('#add-device input[name=name]', 'bedside');
+  await owner.click('#add-device button');
+  const row = '#adm-devices tr[data-device=bedside]';
+  await owner.waitForSelector(`${row} code.url`);
+  await owner.selectOption(`${row} select[aria-label="bedside room"]`, 'livingroom');
+  await waitFor(async () => (await couchRequest(env.couch, 'GET', '/imes/device:bedside', { user: 'admin' })).body.aggregate === 'livingroom', { what: 'device:bedside in livingroom' });
+  const urls = await owner.$$eval(`${row} code.url`, (els) => els.map((e) => e.textContent));
+  assert.match(urls[0], /\/device\/bedside\/[0-9a-f]{32}\/stream\.mp3$/);
+  assert.match(urls[2], /^rtsp:\/\/.*\/device\/bedside\/[0-9a-f]{32}$/);
+  const probe = await waitFor(async () => {
+    const r = await ffprobe(urls[0]);
+    return r.code === 0 && r;
+  }, { timeout: 20000, interval: 500, what: 'ffprobe of the new device' });
+  const streams = JSON.parse(probe.out).streams;
+  assert.equal(streams[0].codec_name, 'mp3');
+  const opus = await ffprobe(urls[1]);
+  assert.equal(JSON.parse(opus.out).streams[0].codec_name, 'opus', opus.err);
+  noConsoleErrors();
+});
+
+test('Listen here plays the room in the browser (<audio>)', async () => {
+  await owner.click('.tabs a[data-tab=rooms]');
+  await owner.click('#listen');
+  await owner.waitForFunction(() => {
+    const a = document.querySelector('#audio');
+    return a && !a.paused && a.currentTime > 0.5;
+  }, null, { timeout: 15000 });
+  const dev = await couchRequest(env.couch, 'GET', '/imes/device:web-owner', { user: 'admin' });
+  assert.equal(dev.body.aggregate, 'livingroom');
+  await owner.waitForSelector('#room-devices li[data-device=web-owner] .dot.on', { timeout: 10000 });
+  await owner.click('#listen');
+  noConsoleErrors();
+});
+
+test('an admin\'s edit of channel:lounge as Fauxton makes it takes effect in imesd and in the open app', async () => {
+  // Fauxton's document editor: GET the document, PUT it back whole with its _rev.
+  const cur = await couchRequest(env.couch, 'GET', '/imes/channel:lounge', { user: 'owner', password: USERS.owner.password });
+  const put = await couchRequest(env.couch, 'PUT', '/imes/channel:lounge', {
+    user: 'owner', password: USERS.owner.password, body: { ...cur.body, paused: true, crossfade: 1 },
+  });
+  assert.equal(put.status, 201, JSON.stringify(put.body));
+  // imesd: the channel pauses (its status document and the stream)
+  await waitFor(async () => (await couchRequest(env.couch, 'GET', '/imes/status:channel:lounge', { user: 'admin' })).body.state === 'paused', { what: 'imesd pauses lounge' });
+  const m = speaker.mark();
+  await speaker.until(m + 2 * RATE);
+  assert.ok(silenceFrom(speaker.samples(), m) >= 0, 'silence');
+  // the open apps: alice's bar, the admin's channel table
+  await alice.waitForSelector('#now[data-state=paused]', { timeout: 10000 });
+  await owner.click('.tabs a[data-tab=admin]');
+  await owner.waitForFunction(() => document.querySelector('#adm-channels tr[data-channel=lounge] input[type=number]')?.value === '1', null, { timeout: 10000 });
+  assert.equal(await owner.isChecked('#adm-channels tr[data-channel=lounge] input[type=checkbox]'), true);
+  assert.equal(await alice.textContent('#now-pause'), '▶');
+  noConsoleErrors();
+});
