@@ -18,19 +18,13 @@
 
 #include "log.h"
 
-enum opt_type { T_STR, T_INT, T_BOOL, T_ENUM, T_STRLIST, T_DIRLIST };
-
-struct option {
-    const char *key;
-    enum opt_type type;
-    size_t offset;
-    const char *def;            /* as it would be written in YAML; NULL for an empty list */
-    long min, max;              /* T_INT */
-    const char *const *choices; /* T_ENUM, NULL-ended */
-    /* Extra check of a string value: NULL if fine, else what is wrong. */
-    const char *(*check)(const char *value);
-    const char *why; /* one line for config.yaml.example */
-};
+/* The table's short names for the option types (config.h). */
+#define T_STR     CONFIG_STR
+#define T_INT     CONFIG_INT
+#define T_BOOL    CONFIG_BOOL
+#define T_ENUM    CONFIG_ENUM
+#define T_STRLIST CONFIG_STRLIST
+#define T_DIRLIST CONFIG_DIRLIST
 
 static const char *check_http_url(const char *v)
 {
@@ -68,7 +62,7 @@ static const char *const log_levels[] = {"fatal", "error", "warn", "info", "debu
 
 #define OFF(f) offsetof(struct config, f)
 
-static const struct option options[] = {
+static const struct config_option options[] = {
     {"media", T_DIRLIST, OFF(media), NULL, 0, 0, NULL, NULL,
      "Music folders scanned into the library (each must exist; relative to this file)."},
 
@@ -109,7 +103,16 @@ static const struct option options[] = {
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
-static void *field(struct config *cfg, const struct option *o)
+static const struct config_schema imesd_schema = {
+    .options = options,
+    .count = N_OPTIONS,
+    .intro = "# IMES configuration: every option with its default and why it is there.\n"
+             "# Generated from the option table in backend/core/config.c by\n"
+             "# `imesd --example-config`; a test keeps the two identical.\n"
+             "# Copy it to config.yaml and change what you need; unknown keys are errors.\n",
+};
+
+static void *field(void *cfg, const struct config_option *o)
 {
     return (char *)cfg + o->offset;
 }
@@ -149,7 +152,7 @@ static int parse_bool(const char *s, int *out)
 }
 
 /* Sets a scalar option from text. Returns NULL or what is wrong. */
-static const char *set_scalar(struct config *cfg, const struct option *o, const char *v)
+static const char *set_scalar(void *cfg, const struct config_option *o, const char *v)
 {
     void *f = field(cfg, o);
     switch (o->type) {
@@ -197,11 +200,10 @@ static const char *set_scalar(struct config *cfg, const struct option *o, const 
     }
 }
 
-void config_defaults(struct config *cfg)
+void config_schema_defaults(const struct config_schema *s, void *cfg)
 {
-    memset(cfg, 0, sizeof(*cfg));
-    for (size_t i = 0; i < N_OPTIONS; i++) {
-        const struct option *o = &options[i];
+    for (size_t i = 0; i < s->count; i++) {
+        const struct config_option *o = &s->options[i];
         if (o->type == T_STRLIST || o->type == T_DIRLIST)
             continue;
         const char *why = set_scalar(cfg, o, o->def);
@@ -210,10 +212,16 @@ void config_defaults(struct config *cfg)
     }
 }
 
-void config_free(struct config *cfg)
+void config_defaults(struct config *cfg)
 {
-    for (size_t i = 0; i < N_OPTIONS; i++) {
-        const struct option *o = &options[i];
+    memset(cfg, 0, sizeof(*cfg));
+    config_schema_defaults(&imesd_schema, cfg);
+}
+
+void config_schema_free(const struct config_schema *s, void *cfg)
+{
+    for (size_t i = 0; i < s->count; i++) {
+        const struct config_option *o = &s->options[i];
         void *f = field(cfg, o);
         if (o->type == T_STR || o->type == T_ENUM) {
             free(*(char **)f);
@@ -222,6 +230,11 @@ void config_free(struct config *cfg)
             strlist_free(f);
         }
     }
+}
+
+void config_free(struct config *cfg)
+{
+    config_schema_free(&imesd_schema, cfg);
     free(cfg->database.private_name);
     cfg->database.private_name = NULL;
     free(cfg->path);
@@ -229,13 +242,14 @@ void config_free(struct config *cfg)
 }
 
 struct loader {
-    struct config *cfg;
+    const struct config_schema *schema;
+    void *cfg;
     yaml_document_t *doc;
     const char *name; /* file name for messages */
     char *dir;        /* folder of the file, for relative media paths */
     char *err;
     size_t errlen;
-    unsigned char seen[N_OPTIONS];
+    unsigned char *seen; /* per option of the schema */
 };
 
 static int fail(struct loader *ld, const yaml_node_t *node, const char *key, const char *fmt, ...)
@@ -298,7 +312,7 @@ static int set_dir(struct loader *ld, const yaml_node_t *n, const char *key, str
     return 0;
 }
 
-static int set_option(struct loader *ld, const struct option *o, const yaml_node_t *v)
+static int set_option(struct loader *ld, const struct config_option *o, const yaml_node_t *v)
 {
     void *f = field(ld->cfg, o);
     if (o->type == T_STRLIST || o->type == T_DIRLIST) {
@@ -348,19 +362,19 @@ static int set_option(struct loader *ld, const struct option *o, const yaml_node
     return 0;
 }
 
-static const struct option *find_option(const char *key)
+static const struct config_option *find_option(const struct config_schema *s, const char *key)
 {
-    for (size_t i = 0; i < N_OPTIONS; i++)
-        if (strcmp(options[i].key, key) == 0)
-            return &options[i];
+    for (size_t i = 0; i < s->count; i++)
+        if (strcmp(s->options[i].key, key) == 0)
+            return &s->options[i];
     return NULL;
 }
 
-static int is_section(const char *name)
+static int is_section(const struct config_schema *s, const char *name)
 {
     size_t n = strlen(name);
-    for (size_t i = 0; i < N_OPTIONS; i++)
-        if (strncmp(options[i].key, name, n) == 0 && options[i].key[n] == '.')
+    for (size_t i = 0; i < s->count; i++)
+        if (strncmp(s->options[i].key, name, n) == 0 && s->options[i].key[n] == '.')
             return 1;
     return 0;
 }
@@ -375,9 +389,9 @@ static int load_mapping(struct loader *ld, const yaml_node_t *map, const char *p
             return fail(ld, k, prefix, "keys must be plain names");
         char key[256];
         snprintf(key, sizeof(key), "%s%s%s", prefix ? prefix : "", prefix ? "." : "", scalar(k));
-        const struct option *o = find_option(key);
+        const struct config_option *o = find_option(ld->schema, key);
         if (o) {
-            size_t idx = (size_t)(o - options);
+            size_t idx = (size_t)(o - ld->schema->options);
             if (ld->seen[idx])
                 return fail(ld, k, key, "set twice");
             ld->seen[idx] = 1;
@@ -385,7 +399,7 @@ static int load_mapping(struct loader *ld, const yaml_node_t *map, const char *p
                 return -1;
             continue;
         }
-        if (!prefix && is_section(key)) {
+        if (!prefix && is_section(ld->schema, key)) {
             if (is_null(v))
                 continue; /* "database:" with nothing under it: all defaults */
             if (v->type != YAML_MAPPING_NODE)
@@ -401,18 +415,23 @@ static int load_mapping(struct loader *ld, const yaml_node_t *map, const char *p
 
 static int derive_urls(struct config *cfg);
 
-static int load_parser(struct config *cfg, yaml_parser_t *parser, const char *name, char *errbuf,
-                       size_t errlen)
+static int load_parser(const struct config_schema *s, void *cfg, yaml_parser_t *parser,
+                       const char *name, char *errbuf, size_t errlen)
 {
-    struct loader ld = {.cfg = cfg, .name = name, .err = errbuf, .errlen = errlen};
+    struct loader ld = {.schema = s, .cfg = cfg, .name = name, .err = errbuf, .errlen = errlen};
     yaml_document_t doc;
     int ret = -1;
 
+    if (!(ld.seen = calloc(s->count ? s->count : 1, 1))) {
+        snprintf(errbuf, errlen, "%s: out of memory", name);
+        return -1;
+    }
     if (!yaml_parser_load(parser, &doc)) {
         snprintf(errbuf, errlen, "%s:%lu: syntax error: %s%s%s", name,
                  (unsigned long)parser->problem_mark.line + 1,
                  parser->problem ? parser->problem : "invalid YAML", parser->context ? " " : "",
                  parser->context ? parser->context : "");
+        free(ld.seen);
         return -1;
     }
     ld.doc = &doc;
@@ -428,12 +447,13 @@ static int load_parser(struct config *cfg, yaml_parser_t *parser, const char *na
         ret = load_mapping(&ld, root, NULL);
 
     free(ld.dir);
+    free(ld.seen);
     yaml_document_delete(&doc);
     return ret;
 }
 
-int config_load_string(struct config *cfg, const char *name, const char *yaml, size_t len,
-                       char *errbuf, size_t errlen)
+int config_schema_load_string(const struct config_schema *s, void *cfg, const char *name,
+                              const char *yaml, size_t len, char *errbuf, size_t errlen)
 {
     yaml_parser_t parser;
     if (!yaml_parser_initialize(&parser)) {
@@ -441,8 +461,15 @@ int config_load_string(struct config *cfg, const char *name, const char *yaml, s
         return -1;
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
-    int r = load_parser(cfg, &parser, name, errbuf, errlen);
+    int r = load_parser(s, cfg, &parser, name, errbuf, errlen);
     yaml_parser_delete(&parser);
+    return r;
+}
+
+int config_load_string(struct config *cfg, const char *name, const char *yaml, size_t len,
+                       char *errbuf, size_t errlen)
+{
+    int r = config_schema_load_string(&imesd_schema, cfg, name, yaml, len, errbuf, errlen);
     if (r == 0 && derive_urls(cfg) < 0) {
         snprintf(errbuf, errlen, "%s: out of memory", name);
         return -1;
@@ -493,7 +520,8 @@ static int derive_urls(struct config *cfg)
     return 0;
 }
 
-int config_load(struct config *cfg, const char *path, char *errbuf, size_t errlen)
+int config_schema_load(const struct config_schema *s, void *cfg, const char *path, char *errbuf,
+                       size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -507,9 +535,15 @@ int config_load(struct config *cfg, const char *path, char *errbuf, size_t errle
         return -1;
     }
     yaml_parser_set_input_file(&parser, f);
-    int r = load_parser(cfg, &parser, path, errbuf, errlen);
+    int r = load_parser(s, cfg, &parser, path, errbuf, errlen);
     yaml_parser_delete(&parser);
     fclose(f);
+    return r;
+}
+
+int config_load(struct config *cfg, const char *path, char *errbuf, size_t errlen)
+{
+    int r = config_schema_load(&imesd_schema, cfg, path, errbuf, errlen);
     if (r == 0 && derive_urls(cfg) < 0) {
         snprintf(errbuf, errlen, "%s: out of memory", path);
         return -1;
@@ -537,7 +571,7 @@ char *config_database_url_safe(const struct config *cfg)
 }
 
 /* A default as it reads in YAML: strings that YAML would misread are quoted. */
-static void write_value(FILE *out, const struct option *o)
+static void write_value(FILE *out, const struct config_option *o)
 {
     if (o->type == T_STRLIST || o->type == T_DIRLIST) {
         fputs("[]", out);
@@ -550,15 +584,16 @@ static void write_value(FILE *out, const struct option *o)
 
 void config_write_example(FILE *out)
 {
-    fputs("# IMES configuration: every option with its default and why it is there.\n"
-          "# Generated from the option table in backend/core/config.c by\n"
-          "# `imesd --example-config`; a test keeps the two identical.\n"
-          "# Copy it to config.yaml and change what you need; unknown keys are errors.\n",
-          out);
+    config_schema_write_example(&imesd_schema, out);
+}
+
+void config_schema_write_example(const struct config_schema *s, FILE *out)
+{
+    fputs(s->intro ? s->intro : "", out);
     const char *section = NULL;
     size_t section_len = 0;
-    for (size_t i = 0; i < N_OPTIONS; i++) {
-        const struct option *o = &options[i];
+    for (size_t i = 0; i < s->count; i++) {
+        const struct config_option *o = &s->options[i];
         const char *dot = strchr(o->key, '.');
         if (!dot) {
             section = NULL;

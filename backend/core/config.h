@@ -67,6 +67,54 @@ void config_free(struct config *cfg);
 /* Writes config.yaml.example: every option, its default and one line of why. */
 void config_write_example(FILE *out);
 
+/* ---- the machinery, for other programs' files (the Matriz peer's peer.yaml) ----
+ *
+ * A schema is a table of options, each a "section.name" key (or a bare top
+ * key), its type, where it lives in the caller's struct (offsetof), its
+ * default as YAML text, limits or choices, an extra check and one line of
+ * why. Loading, defaults, freeing and the example file all come from it, with
+ * the same error messages as config.yaml's. */
+enum config_type {
+    CONFIG_STR,     /* char * */
+    CONFIG_INT,     /* int, within [min, max] */
+    CONFIG_BOOL,    /* int 0/1 */
+    CONFIG_ENUM,    /* char *, one of choices */
+    CONFIG_STRLIST, /* struct strlist */
+    CONFIG_DIRLIST, /* struct strlist of existing folders (relative to the file) */
+};
+
+struct config_option {
+    const char *key;
+    enum config_type type;
+    size_t offset;
+    const char *def;            /* as it would be written in YAML; NULL for an empty list */
+    long min, max;              /* CONFIG_INT */
+    const char *const *choices; /* CONFIG_ENUM, NULL-ended */
+    /* Extra check of a string value: NULL if fine, else what is wrong. */
+    const char *(*check)(const char *value);
+    const char *why; /* one line for the example file */
+};
+
+struct config_schema {
+    const struct config_option *options;
+    size_t count;
+    const char *intro; /* the example file's opening comment lines */
+};
+
+/* Sets every option of s in the struct at base to its default (base zeroed
+ * first by the caller). */
+void config_schema_defaults(const struct config_schema *s, void *base);
+/* Reads a file (or a string) over the defaults: 0, or -1 with errbuf
+ * "FILE:LINE: KEY: what is wrong". Unknown keys are errors. */
+int config_schema_load(const struct config_schema *s, void *base, const char *path, char *errbuf,
+                       size_t errlen);
+int config_schema_load_string(const struct config_schema *s, void *base, const char *name,
+                              const char *yaml, size_t len, char *errbuf, size_t errlen);
+/* Frees the strings and lists of s's options in base. */
+void config_schema_free(const struct config_schema *s, void *base);
+/* Every option with its default and why. */
+void config_schema_write_example(const struct config_schema *s, FILE *out);
+
 /* The URL of database.url with user:password removed, for messages. Caller frees. */
 char *config_database_url_safe(const struct config *cfg);
 
