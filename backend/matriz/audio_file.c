@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,6 +264,14 @@ static int file_start(struct audio *a)
     if (e)
         return -e;
     a->started = 1;
+    /* Real-time scheduling when allowed (root, or rtprio in limits.conf), as
+     * JACK gives its process thread: on a busy machine a normal thread is
+     * held back for tens of milliseconds, and every peer hears the gap. */
+    struct sched_param sp = {.sched_priority = sched_get_priority_min(SCHED_FIFO) + 10};
+    e = pthread_setschedparam(a->thread, SCHED_FIFO, &sp);
+    if (e)
+        LOG(E_INFO, L_MATRIZ, "audio file: no real-time scheduling (%s): timing may suffer",
+            strerror(e));
     LOG(E_INFO, L_MATRIZ, "audio file: %s, %d Hz, %d frames a period, input %s", a->name, a->o.rate,
         a->o.period,
         a->input           ? a->input

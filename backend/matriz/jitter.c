@@ -138,6 +138,11 @@ static void reset(struct jitter *j)
     j->run_received = 0;
 }
 
+void jitter_reset(struct jitter *j)
+{
+    reset(j);
+}
+
 static double target_s(const struct jitter *j)
 {
     double t = (j->d_max - j->d_min) + j->o.headroom_ms / 1000;

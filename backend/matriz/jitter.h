@@ -93,6 +93,10 @@ struct jitter_stats {
 struct jitter *jitter_new(const struct jitter_options *opt);
 void jitter_free(struct jitter **j);
 
+/* Forgets every packet and measurement: the next packet starts a new stream
+ * (a new SSRC: the sender restarted). Counters are kept. No allocation. */
+void jitter_reset(struct jitter *j);
+
 /* A packet arrived at time `arrival`. 0 if taken; -EMSGSIZE (too large),
  * -EINVAL (off the frame grid, too far ahead), -EALREADY (duplicate),
  * -ETIME (too late), all counted. The payload is copied. */

@@ -251,7 +251,8 @@ static void join_connect(struct matriz_peer *p)
     const struct peer_config *c = p->cfg;
     struct buf path;
     buf_init(&path, 4096);
-    buf_printf(&path, "/matriz/join?rtsp_port=%d&codec=%s", c->net.port, c->send.codec);
+    buf_printf(&path, "/matriz/join?rtsp_port=%d&codec=%s",
+               c->peer.port ? c->peer.port : c->net.port, c->send.codec);
     if (*c->peer.host) {
         char *h = couch_escape(c->peer.host);
         buf_printf(&path, "&host=%s", h ? h : "");

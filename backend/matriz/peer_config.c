@@ -48,6 +48,8 @@ static const struct config_option options[] = {
      "imesd's URL: the peer joins the roster at <imesd>/matriz/join."},
     {"peer.host", CONFIG_STR, OFF(peer.host), "", 0, 0, NULL, NULL,
      "Host name or address others reach this site at (empty: the address imesd sees)."},
+    {"peer.port", CONFIG_INT, OFF(peer.port), "0", 0, 65535, NULL, NULL,
+     "RTSP port others reach this site at, when a NAT forwards another (0: net.rtsp_port)."},
 
     {"roster.couchdb", CONFIG_STR, OFF(roster.couchdb), "http://127.0.0.1:5984", 0, 0, NULL,
      check_http_url_or_empty, "CouchDB's URL, for following the roster (peer: documents)."},

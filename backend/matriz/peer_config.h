@@ -19,6 +19,7 @@ struct peer_config {
         char *key;   /* its key */
         char *imesd; /* imesd's URL */
         char *host;  /* advertised in the RTSP URL; "" = the address imesd sees */
+        int port;    /* advertised RTSP port; 0 = net.port */
     } peer;
     struct {
         char *couchdb;  /* CouchDB URL (no credentials: the peer's are used) */
