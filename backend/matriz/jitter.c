@@ -39,7 +39,7 @@ struct jitter {
     int64_t seq_ext, seq_base, seq_max;
     uint64_t run_received, lost_before;
 
-    double *hist;
+    double *hist, *scratch;
     size_t hist_cap, hist_len, hist_pos;
     double d_min, d_max, prev_d;
     int have_prev;
@@ -71,6 +71,10 @@ struct jitter *jitter_new(const struct jitter_options *opt)
         o.shrink_s = 0.25;
     if (o.reset_s <= 0)
         o.reset_s = 1;
+    if (o.late_percent == 0)
+        o.late_percent = 1;
+    if (o.late_percent < 0 || o.late_percent > 50)
+        o.late_percent = 0;
     if (o.min_ms > o.max_ms)
         return NULL;
     struct jitter *j = calloc(1, sizeof(*j));
@@ -89,7 +93,8 @@ struct jitter *jitter_new(const struct jitter_options *opt)
         j->hist_cap = HISTORY_MAX;
     j->slots = malloc(j->nslots * sizeof(*j->slots));
     j->hist = malloc(j->hist_cap * sizeof(*j->hist));
-    if (!j->slots || !j->hist) {
+    j->scratch = malloc(j->hist_cap * sizeof(*j->scratch));
+    if (!j->slots || !j->hist || !j->scratch) {
         jitter_free(&j);
         return NULL;
     }
@@ -106,6 +111,7 @@ void jitter_free(struct jitter **jp)
         return;
     free(j->slots);
     free(j->hist);
+    free(j->scratch);
     free(j);
     *jp = NULL;
 }
@@ -153,6 +159,38 @@ static double target_s(const struct jitter *j)
     return t;
 }
 
+/* The k-th smallest of v[0..n) (quickselect; v is reordered). */
+static double kth(double *v, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        double pivot = v[lo + (hi - lo) / 2];
+        size_t i = lo, m = hi;
+        while (i <= m) {
+            while (v[i] < pivot)
+                i++;
+            while (v[m] > pivot)
+                m--;
+            if (i <= m) {
+                double t = v[i];
+                v[i] = v[m];
+                v[m] = t;
+                i++;
+                if (m == 0)
+                    break;
+                m--;
+            }
+        }
+        if (k <= m)
+            hi = m;
+        else if (k >= i)
+            lo = i;
+        else
+            return v[k];
+    }
+    return v[k];
+}
+
 static void history_add(struct jitter *j, double d)
 {
     j->hist[j->hist_pos] = d;
@@ -168,6 +206,14 @@ static void history_add(struct jitter *j, double d)
     }
     j->d_min = lo;
     j->d_max = hi;
+    /* What the target covers: all but late_percent of the window. Left
+     * late, those few are concealed; covered, one stall would hold the
+     * whole window's delay up for everyone. */
+    size_t skip = (size_t)(j->hist_len * j->o.late_percent / 100);
+    if (skip > 0 && j->hist_len > 16) {
+        memcpy(j->scratch, j->hist, j->hist_len * sizeof(double));
+        j->d_max = kth(j->scratch, j->hist_len, j->hist_len - 1 - skip);
+    }
 }
 
 int jitter_put(struct jitter *j, uint16_t seq, uint32_t ts, const uint8_t *payload, size_t len,

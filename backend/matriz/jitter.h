@@ -8,7 +8,9 @@
  * with timestamp T plays at T / rate + d_min + target, where d_min is the
  * smallest delay in the window (the path's own delay, and the two clocks'
  * offset) and target = (largest - smallest delay in the window) + headroom,
- * clamped to [min_ms, max_ms]. So a steady link plays `headroom` behind the
+ * clamped to [min_ms, max_ms] — where "largest" leaves out the slowest
+ * late_percent (1 %) of the window: those are concealed rather than making
+ * everyone wait for a rare straggler. So a steady link plays `headroom` behind the
  * fastest packet, and a jittery one waits just long enough for its slowest.
  *
  * Changes of target are applied at once when the delay must grow (a
@@ -45,14 +47,16 @@
 struct jitter;
 
 struct jitter_options {
-    int rate;           /* RTP clock: 48000 */
-    int frame;          /* samples per packet (per channel): 120, 240, 480 */
-    double min_ms;      /* least delay target; 0 = none */
-    double max_ms;      /* most: 0 = 200 */
-    double headroom_ms; /* added to the measured jitter; 0 = 1 ms (scheduling noise) */
-    double window_s;    /* jitter is measured over this long: 0 = 2 s */
-    double shrink_s;    /* at most one skipped frame per: 0 = 0.25 s */
-    double reset_s;     /* quiet this long = the stream starts over: 0 = 1 s */
+    int rate;            /* RTP clock: 48000 */
+    int frame;           /* samples per packet (per channel): 120, 240, 480 */
+    double min_ms;       /* least delay target; 0 = none */
+    double max_ms;       /* most: 0 = 200 */
+    double headroom_ms;  /* added to the measured jitter; 0 = 1 ms (scheduling noise) */
+    double window_s;     /* jitter is measured over this long: 0 = 2 s */
+    double shrink_s;     /* at most one skipped frame per: 0 = 0.25 s */
+    double reset_s;      /* quiet this long = the stream starts over: 0 = 1 s */
+    double late_percent; /* the target may leave this share of the window's packets
+                          * late (concealed): 0 = 1 %, < 0 = none (cover the slowest) */
 };
 
 enum jitter_result {

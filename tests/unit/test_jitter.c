@@ -218,6 +218,40 @@ static void reordering_within_the_delay_costs_nothing(void **state)
     jitter_free(&j);
 }
 
+/* A steady link with a rare straggler (1 in 250 packets 40 ms late): the
+ * target stays low and the straggler is concealed, unless asked to cover
+ * every packet. */
+static void rare_stragglers_do_not_raise_the_delay(void **state)
+{
+    for (int cover = 0; cover < 2; cover++) {
+        struct jitter_options o = {.rate = RATE, .frame = FRAME, .max_ms = 100};
+        o.late_percent = cover ? -1 : 0;
+        struct jitter *j = jitter_new(&o);
+        uint8_t b[4] = {0};
+        int late = 0;
+        for (int i = 0; i < 2000; i++) {
+            double t = i * FS;
+            double arrival = t + 0.010 + (i % 250 == 100 ? 0.040 : 0);
+            /* (a straggler arrives after the packets sent after it) */
+            if (i % 250 != 100)
+                jitter_put(j, (uint16_t)i, (uint32_t)(i * FRAME), b, 4, arrival);
+            if (i % 250 == 108)
+                late += jitter_put(j, (uint16_t)(i - 8), (uint32_t)((i - 8) * FRAME), b, 4,
+                                   (i - 8) * FS + 0.050) == -ETIME;
+            struct jitter_frame fr;
+            jitter_get(j, t + 0.0101, &fr);
+        }
+        struct jitter_stats st;
+        jitter_get_stats(j, &st);
+        print_message("cover %d: target %.1f ms, %d stragglers late\n", cover, st.target_ms, late);
+        if (cover)
+            assert_true(st.target_ms > 40);
+        else
+            assert_true(st.target_ms < 3 && late >= 6);
+        jitter_free(&j);
+    }
+}
+
 static void bad_input_is_counted_and_dropped(void **state)
 {
     struct jitter *j = make(0, 50);
@@ -290,6 +324,7 @@ int main(void)
         cmocka_unit_test(delay_shrinks_when_jitter_stops),
         cmocka_unit_test(loss_is_concealed_with_fec_of_the_next),
         cmocka_unit_test(reordering_within_the_delay_costs_nothing),
+        cmocka_unit_test(rare_stragglers_do_not_raise_the_delay),
         cmocka_unit_test(bad_input_is_counted_and_dropped),
         cmocka_unit_test(a_quiet_sender_starts_over),
         cmocka_unit_test(fuzzish_never_crashes),
