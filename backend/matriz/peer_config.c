@@ -64,6 +64,8 @@ static const struct config_option options[] = {
      "Lowest UDP port for RTP and RTCP (one pair per link; open them in the firewall)."},
     {"net.rtp_max", CONFIG_INT, OFF(net.rtp_max), "8700", 1025, 65535, NULL, NULL,
      "Highest UDP port for RTP and RTCP."},
+    {"net.nice", CONFIG_INT, OFF(net.nice), "-10", -20, 19, NULL, NULL,
+     "Nice value of the thread that sends and receives RTP (below 0 needs root or CAP_SYS_NICE)."},
 
     {"audio.backend", CONFIG_ENUM, OFF(audio.backend), "jack", 0, 0, backends, NULL,
      "jack (a sound card through a JACK server), or file (WAV files or a tone)."},

@@ -30,6 +30,7 @@ struct peer_config {
         int port;    /* RTSP (TCP) */
         int rtp_min; /* UDP ports for RTP/RTCP, sending and receiving */
         int rtp_max;
+        int nice; /* of the loop thread (RTP in and out) */
     } net;
     struct {
         char *backend; /* file, jack */
