@@ -50,7 +50,10 @@
 /* How far production runs ahead of real time. Small, because a command
  * (pause, skip, a mute) can only change frames not yet produced: this is
  * most of the reaction time. Large enough to ride out a busy worker. */
-#define LEAD 0.06
+#define LEAD 0.03
+/* After a change, listeners that batch their wakes are woken at every
+ * release for this long beyond LEAD: the changed frames leave when due. */
+#define URGENT_S 0.3
 /* Late by more than this (a stalled worker): restart the clock from now
  * rather than rush out a burst of stale audio. */
 #define RESYNC_LATE 0.5
@@ -191,6 +194,10 @@ struct p_user {
     int has_doc;
     unsigned connections;
     double present_until;
+    /* what status:user:<name> says (published_present -1: nothing yet) */
+    int published_present;
+    unsigned published_connections;
+    int status_busy, status_dirty;
 };
 
 struct p_delegate {
@@ -207,6 +214,8 @@ struct player_attachment {
     uint64_t cursor;
     player_wake_fn wake;
     void *arg;
+    double batch;     /* wake at most this often (player_set_batch) ... */
+    double last_wake; /* ... counted from the last wake */
     struct player_attachment *next, *prev;
 };
 
@@ -229,6 +238,10 @@ struct player {
     struct hmap *delegates;  /* name -> p_delegate */
     struct player_attachment *attachments;
     struct subscriber *subscribers;
+    /* Until then every release wakes every listener at once, batch or not:
+     * a change (pause, skip, a mute, ...) was just applied, and its first
+     * frames must leave as soon as they are due. */
+    double urgent_until;
 
     /* silence for devices that hear no channel: its own clock and rings */
     struct encoder *silence_enc[NCODECS];
@@ -260,6 +273,8 @@ struct player {
 
 static void schedule_evaluate(struct player *pl)
 {
+    /* Frames produced from now on may differ from what listeners got. */
+    pl->urgent_until = timeutil_mono() + LEAD + URGENT_S;
     if (!ev_is_active(&pl->evaluate_timer)) {
         ev_timer_set(&pl->evaluate_timer, 0., 0.);
         ev_timer_start(pl->loop, &pl->evaluate_timer);
@@ -502,6 +517,7 @@ static int apply_simple(struct player *pl, const char *type, const char *name, i
             u = calloc(1, sizeof(*u));
             if (!u)
                 return -ENOMEM;
+            u->published_present = -1;
             hmap_set(pl->users, name, u, NULL);
         }
         u->doc = du;
@@ -698,11 +714,15 @@ static json_t *device_json(const char *name, const struct p_device *d)
                      "channel", d->source ? d->source->name : "");
 }
 
+enum status_kind { STATUS_CHANNEL, STATUS_DEVICE, STATUS_USER };
+static const char *const status_kinds[] = {"channel", "device", "user"};
+
 struct status_write {
     struct player *pl;
     json_t *fields;
-    struct p_channel *channel; /* or NULL for a device */
-    char device[DOCS_NAME_MAX + 1];
+    enum status_kind kind;
+    struct p_channel *channel;    /* STATUS_CHANNEL */
+    char name[DOCS_NAME_MAX + 1]; /* STATUS_DEVICE, STATUS_USER */
 };
 
 static int status_apply(json_t *doc, void *arg)
@@ -712,13 +732,14 @@ static int status_apply(json_t *doc, void *arg)
     timeutil_iso8601(time(NULL), now, sizeof(now));
     json_object_update(doc, w->fields);
     json_object_set_new(doc, "type", json_string("status"));
-    json_object_set_new(doc, "kind", json_string(w->channel ? "channel" : "device"));
+    json_object_set_new(doc, "kind", json_string(status_kinds[w->kind]));
     json_object_set_new(doc, "updated", json_string(now));
     return 1;
 }
 
 static void maybe_stopped(struct player *pl);
 static void channel_status_write(struct p_channel *c, double now);
+static void user_status_write(struct player *pl, const char *name, struct p_user *u);
 
 static void status_written(const struct couch_response *resp, void *arg)
 {
@@ -727,16 +748,23 @@ static void status_written(const struct couch_response *resp, void *arg)
     pl->writes--;
     if (resp->error || resp->status >= 300)
         LOG(E_WARN, L_STATE, "cannot write a status document: %s", resp->errmsg);
-    if (w->channel) {
+    if (w->kind == STATUS_CHANNEL) {
         w->channel->status_busy = 0;
         /* changed while this write was out (a stop's final position among
          * them): write again */
         if (w->channel->status_dirty)
             channel_status_write(w->channel, timeutil_mono());
-    } else {
-        struct p_device *d = hmap_get(pl->devices, w->device);
+    } else if (w->kind == STATUS_DEVICE) {
+        struct p_device *d = hmap_get(pl->devices, w->name);
         if (d)
             d->status_busy = 0;
+    } else {
+        struct p_user *u = hmap_get(pl->users, w->name);
+        if (u) {
+            u->status_busy = 0;
+            if (u->status_dirty)
+                user_status_write(pl, w->name, u);
+        }
     }
     json_decref(w->fields);
     free(w);
@@ -751,6 +779,7 @@ static void channel_status_write(struct p_channel *c, double now)
     if (!w)
         return;
     w->pl = c->pl;
+    w->kind = STATUS_CHANNEL;
     w->channel = c;
     w->fields = channel_json(c);
     json_object_del(w->fields, "type");
@@ -780,7 +809,8 @@ static void device_status_write(struct player *pl, const char *name, struct p_de
     if (!w)
         return;
     w->pl = pl;
-    snprintf(w->device, sizeof(w->device), "%s", name);
+    w->kind = STATUS_DEVICE;
+    snprintf(w->name, sizeof(w->name), "%s", name);
     w->fields = device_json(name, d);
     json_object_del(w->fields, "type");
     char id[DOCS_NAME_MAX + 32];
@@ -791,6 +821,40 @@ static void device_status_write(struct player *pl, const char *name, struct p_de
     if (couch_update(pl->couch, pl->db, id, status_apply, w, status_written, w) < 0) {
         pl->writes--;
         d->status_busy = 0;
+        json_decref(w->fields);
+        free(w);
+    }
+}
+
+static json_t *user_json(const char *name, const struct p_user *u)
+{
+    return json_pack("{s:s,s:s,s:b,s:i}", "type", "user", "name", name, "present",
+                     u->published_present > 0, "connections", (int)u->published_connections);
+}
+
+/* status:user:<name>: whether the user counts as present (the web app open,
+ * or closed less than their session_timeout ago) and with how many live
+ * connections. Written when either changes. */
+static void user_status_write(struct player *pl, const char *name, struct p_user *u)
+{
+    if (u->status_busy)
+        return;
+    struct status_write *w = calloc(1, sizeof(*w));
+    if (!w)
+        return;
+    w->pl = pl;
+    w->kind = STATUS_USER;
+    snprintf(w->name, sizeof(w->name), "%s", name);
+    w->fields = user_json(name, u);
+    json_object_del(w->fields, "type");
+    char id[DOCS_NAME_MAX + 32];
+    snprintf(id, sizeof(id), "status:user:%s", name);
+    u->status_dirty = 0;
+    u->status_busy = 1;
+    pl->writes++;
+    if (couch_update(pl->couch, pl->db, id, status_apply, w, status_written, w) < 0) {
+        pl->writes--;
+        u->status_busy = 0;
         json_decref(w->fields);
         free(w);
     }
@@ -1067,11 +1131,21 @@ static void handle_events(struct p_channel *c, const struct pipeline_output *out
 
 static void wake_source(struct player *pl, struct p_channel *c)
 {
+    double now = timeutil_mono();
+    int urgent = now < pl->urgent_until;
     for (struct player_attachment *a = pl->attachments; a; a = a->next) {
-        struct p_device *d = hmap_get(pl->devices, a->device);
-        struct p_channel *src = d ? d->source : NULL;
-        if (src == c || a->source == c)
-            a->wake(a->arg);
+        if (a->source != c) { /* its device may have moved here since its last read */
+            struct p_device *d = hmap_get(pl->devices, a->device);
+            if (!d || d->source != c)
+                continue;
+        }
+        /* Its frames wait in the ring until the next multiple of its batch
+         * time: every listener with that batch wakes at the same release,
+         * so rooms on one channel still get each frame at the same time. */
+        if (!urgent && a->batch > 0 && floor(now / a->batch) == floor(a->last_wake / a->batch))
+            continue;
+        a->last_wake = now;
+        a->wake(a->arg);
     }
 }
 
@@ -1400,6 +1474,20 @@ static void evaluate(struct player *pl)
         if (d->status_dirty)
             device_status_write(pl, dn[i], d);
     }
+    /* users: presence as published */
+    pos = 0;
+    while (hmap_next(pl->users, &pos, &k, &v)) {
+        struct p_user *u = v;
+        int present = u->connections > 0 || now < u->present_until;
+        if (present != u->published_present || u->connections != u->published_connections) {
+            u->published_present = present;
+            u->published_connections = u->connections;
+            u->status_dirty = 1;
+            emit_event(pl, user_json(k, u));
+        }
+        if (u->status_dirty)
+            user_status_write(pl, k, u);
+    }
     /* channels: listeners, clock, playing or not */
     for (i = 0; i < nc; i++) {
         struct p_channel *c = pc[i];
@@ -1564,6 +1652,11 @@ void player_detach(struct player_attachment **ap)
     *ap = NULL;
 }
 
+void player_set_batch(struct player_attachment *a, double seconds)
+{
+    a->batch = seconds > 0 ? seconds : 0;
+}
+
 int player_read(struct player_attachment *a, struct player_frame *out)
 {
     struct player *pl = a->pl;
@@ -1627,6 +1720,7 @@ void player_presence_open(struct player *pl, const char *user)
         u = calloc(1, sizeof(*u));
         if (!u)
             return;
+        u->published_present = -1;
         u->doc.session_timeout = DOCS_DEFAULT_SESSION_TIMEOUT;
         hmap_set(pl->users, user, u, NULL);
     }

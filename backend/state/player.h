@@ -70,6 +70,15 @@ struct player_attachment *player_attach(struct player *pl, const char *device, c
                                         double burst_s, player_wake_fn wake, void *arg);
 void player_detach(struct player_attachment **a);
 
+/* Frames are released every 20 ms or so, and by default every release wakes
+ * every listener. One that needs them less often (an HTTP stream, whose
+ * client buffers seconds) asks to be woken at most every `seconds`: fewer,
+ * larger writes, a fraction of the CPU with thousands of listeners. Right
+ * after any change of what plays or who is muted, every release wakes it
+ * anyway, so the changed frames leave as soon as they are due. 0: every
+ * release (the default; what an RTP sender pacing each packet wants). */
+void player_set_batch(struct player_attachment *a, double seconds);
+
 /* The next frame for this listener: 1 and fills out, 0 if none is due yet,
  * -1 if it fell so far behind that frames it needs are gone (drop it). */
 int player_read(struct player_attachment *a, struct player_frame *out);

@@ -47,6 +47,7 @@
 #define LINGER_S                2.0 /* long enough for the client to read our error */
 #define LINGER_MAX_DISCARD      (256 * 1024)
 #define READ_CHUNK              16384
+#define SPARE_INPUTS            32
 #define ACCEPT_BATCH            64  /* accepts per event: fair to the other watchers */
 #define ACCEPT_PAUSE_S          1.0 /* out of fds: retry later instead of spinning */
 #define MAX_REJECTING           64  /* connections being told 503 at once */
@@ -88,6 +89,16 @@ struct httpd {
 
     time_t date_t;
     char date[40];
+
+    /* Parsers and input buffers of connections that need them no more
+     * (streams, closed ones), for the next connections: each would
+     * otherwise leave a hole of a few KiB between the long-lived
+     * allocations of a stream, thousands of times over. */
+    struct spare_input {
+        struct http_parser *parser;
+        struct buf in;
+    } spares[SPARE_INPUTS];
+    size_t nspares;
 
     struct {
         uint64_t accepted, rejected, bad, timeouts, overflows;
@@ -135,6 +146,8 @@ enum resp_flags { RESP_STREAM = 1, RESP_CLOSE = 2 };
 
 static void conn_run(struct httpd_conn *c);
 static void conn_update(struct httpd_conn *c);
+static void release_request_state(struct httpd_conn *c);
+static void release_input(struct httpd_conn *c);
 
 const char *httpd_reason(int status)
 {
@@ -319,8 +332,7 @@ static void conn_destroy(struct httpd_conn *c)
     LOG(E_DEBUG, L_HTTP, "conn %llu %s: closed after %u requests", (unsigned long long)c->id,
         c->peer, c->requests);
     close(c->fd);
-    http_parser_free(&c->parser);
-    buf_free(&c->in);
+    release_input(c);
     buf_free(&c->out);
     free(c);
 }
@@ -408,8 +420,18 @@ static int queue_response(struct httpd_conn *c, int status, const char *headers,
         r = buf_puts(&b, headers);
     if (r == 0)
         r = buf_puts(&b, "\r\n");
-    if (r == 0)
-        r = out_append(c, b.data, b.len);
+    size_t sent = 0;
+    if (r == 0 && (flags & RESP_STREAM) && out_pending(c) == 0) {
+        /* Straight to the socket, as the stream's data will go: a stream
+         * keeps no output buffer while its client keeps up. */
+        ssize_t n = send(c->fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            sent = (size_t)n;
+            c->last_write = ev_now(h->loop);
+        }
+    }
+    if (r == 0 && sent < b.len)
+        r = out_append(c, b.data + sent, b.len - sent);
     if (r == 0 && len && !no_body && !c->head)
         r = out_append(c, body, len);
     buf_free(&b);
@@ -425,10 +447,12 @@ static int queue_response(struct httpd_conn *c, int status, const char *headers,
     count_status(h, status);
     c->req_pending = 0;
     c->req_start = c->idle_since = ev_now(h->loop);
-    if ((flags & RESP_STREAM) && !c->head)
+    if ((flags & RESP_STREAM) && !c->head) {
         c->streaming = 1;
-    else if (!keep)
+        release_request_state(c); /* answered later than its request: no handler holds it */
+    } else if (!keep) {
         c->close_after_flush = 1;
+    }
     if (!c->in_callback)
         conn_update(c);
     return 0;
@@ -742,9 +766,42 @@ static int conn_flush(struct httpd_conn *c)
         conn_close(c);
         return 0;
     }
-    buf_reset(&c->out);
+    /* A stream's queue fills only while its client lags: once it has caught
+     * up, the memory goes back rather than stay with every listener. */
+    if (c->streaming)
+        buf_free(&c->out);
+    else
+        buf_reset(&c->out);
     c->out_off = 0;
     return 1;
+}
+
+/* A stream reads no more requests: its parser and input buffer (a few KiB
+ * each, times thousands of listeners) go as soon as no handler can still
+ * hold the request they carry. */
+static void release_input(struct httpd_conn *c)
+{
+    struct httpd *h = c->h;
+    if (!c->parser)
+        return;
+    if (h->nspares < SPARE_INPUTS && !h->freeing) {
+        struct spare_input *sp = &h->spares[h->nspares++];
+        http_parser_reset(c->parser);
+        buf_reset(&c->in);
+        sp->parser = c->parser;
+        sp->in = c->in;
+        c->parser = NULL;
+    } else {
+        http_parser_free(&c->parser);
+        buf_free(&c->in);
+    }
+    buf_init(&c->in, 0);
+}
+
+static void release_request_state(struct httpd_conn *c)
+{
+    if (c->streaming && !c->in_callback)
+        release_input(c);
 }
 
 /* The pump: see the top of the file. */
@@ -777,6 +834,7 @@ static void conn_run(struct httpd_conn *c)
     if (!c->closing && c->peer_eof && !c->req_pending && out_pending(c) == 0 && !c->lingering)
         conn_close(c); /* the client is gone and has nothing more coming */
     c->in_callback--;
+    release_request_state(c);
     if (!c->closing)
         conn_update(c);
 }
@@ -972,15 +1030,22 @@ static struct httpd_conn *conn_new(struct httpd *h, int fd, const struct sockadd
     struct httpd_conn *c = calloc(1, sizeof(*c));
     if (!c)
         goto fail_conn;
-    c->parser = http_parser_new(&lim);
-    if (!c->parser)
-        goto fail_parser;
+    /* The input holds at most one message being parsed plus one read. */
+    size_t in_max = HTTP_MAX_HEAD + h->opt.max_body + 65540 + READ_CHUNK;
+    if (h->nspares) {
+        struct spare_input *sp = &h->spares[--h->nspares];
+        c->parser = sp->parser;
+        c->in = sp->in;
+    } else {
+        c->parser = http_parser_new(&lim);
+        if (!c->parser)
+            goto fail_parser;
+        buf_init(&c->in, in_max);
+    }
     c->h = h;
     c->fd = fd;
     c->id = ++h->next_id;
     format_peer(c->peer, sizeof(c->peer), ss);
-    /* The input holds at most one message being parsed plus one read. */
-    buf_init(&c->in, HTTP_MAX_HEAD + h->opt.max_body + 65540 + READ_CHUNK);
     buf_init(&c->out, h->opt.max_output + MAX_OUTPUT_QUEUE);
     c->idle_timeout = h->opt.idle_timeout_s;
     c->req_start = c->idle_since = c->last_read = c->last_write = ev_now(h->loop);
@@ -1247,6 +1312,10 @@ void httpd_free(struct httpd **hp)
         free(h->routes[i].path);
     }
     free(h->routes);
+    for (size_t i = 0; i < h->nspares; i++) {
+        http_parser_free(&h->spares[i].parser);
+        buf_free(&h->spares[i].in);
+    }
     free(h->bind_host);
     free(h->server_name);
     free(h);

@@ -337,12 +337,18 @@ describe('the rules, heard: pause, delegates, lockout, presence', () => {
     // The change reaches imesd through the feed: give it a moment.
     await sleep(1000);
     try {
+      // imesd publishes presence in status:user:alice (the web app shows who is here)
+      const userStatus = async () => (await doc('status:user:alice')) ?? {};
+      await waitFor(async () => (await userStatus()).present === true, { what: 'status:user:alice present' });
       const p = await reaction(l, () => alice.close(), silent, 3);
       assert.ok(p >= 0.8 && p <= 2, `silent ${p} s after the web app closed (session_timeout 1 s)`);
       figures.sessionTimeout = p;
+      await waitFor(async () => (await userStatus()).present === false, { what: 'status:user:alice no longer present' });
+      assert.equal((await userStatus()).connections, 0);
       const u = await reaction(l, async () => { alice = await presence('alice', PASSWORD); }, audible(ALL));
       assert.ok(u <= 1, `a tone ${u} s after the web app opened again`);
       figures.presenceBack = u;
+      await waitFor(async () => (await userStatus()).present === true, { what: 'status:user:alice present again' });
     } finally {
       if (alice.closed) alice = await presence('alice', PASSWORD);
       await aliceSets({ session_timeout: 300 });

@@ -50,6 +50,16 @@ export function rssKiB(pid) {
 
 /** CPU used by each pid over `seconds` of wall time, as fractions of one
  * core, measured over the same interval: { [pid]: { cpu, user, sys } }. */
+/** VmRSS of pid in KiB, read every `every` s for `seconds` s. */
+export async function rssSamples(pid, seconds, every = 1) {
+  const out = [];
+  for (let t = 0; t < seconds; t += every) {
+    out.push(rssKiB(pid));
+    await sleep(every * 1000);
+  }
+  return out;
+}
+
 export async function cpuOver(pids, seconds) {
   const t0 = performance.now();
   const c0 = pids.map(cpuTimes);

@@ -111,6 +111,12 @@ void player_detach(struct player_attachment **ap)
 }
 
 /* Frame n: its number (4 bytes, big-endian), then bytes (n + i) & 0xff. */
+void player_set_batch(struct player_attachment *a, double seconds)
+{
+    (void)a;
+    (void)seconds;
+}
+
 int player_read(struct player_attachment *a, struct player_frame *out)
 {
     struct player *pl = a->pl;
