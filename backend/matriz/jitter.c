@@ -39,7 +39,8 @@ struct jitter {
     int64_t seq_ext, seq_base, seq_max;
     uint64_t run_received, lost_before;
 
-    double *hist, *scratch;
+    double *hist, *hist_at, *scratch;
+    double drift;
     size_t hist_cap, hist_len, hist_pos;
     double d_min, d_max, prev_d;
     int have_prev;
@@ -94,7 +95,8 @@ struct jitter *jitter_new(const struct jitter_options *opt)
     j->slots = malloc(j->nslots * sizeof(*j->slots));
     j->hist = malloc(j->hist_cap * sizeof(*j->hist));
     j->scratch = malloc(j->hist_cap * sizeof(*j->scratch));
-    if (!j->slots || !j->hist || !j->scratch) {
+    j->hist_at = malloc(j->hist_cap * sizeof(*j->hist_at));
+    if (!j->slots || !j->hist || !j->scratch || !j->hist_at) {
         jitter_free(&j);
         return NULL;
     }
@@ -112,6 +114,7 @@ void jitter_free(struct jitter **jp)
     free(j->slots);
     free(j->hist);
     free(j->scratch);
+    free(j->hist_at);
     free(j);
     *jp = NULL;
 }
@@ -191,29 +194,58 @@ static double kth(double *v, size_t n, size_t k)
     return v[k];
 }
 
-static void history_add(struct jitter *j, double d)
+/* Drift between the two clocks (the sender's audio clock against ours)
+ * shows as relative delays that grow or shrink steadily; the window's
+ * delays are brought to what they would be now along the least-squares
+ * slope, so that a slow sender's newest packets are not always "the
+ * slowest" (and half of them late). Bounded: real clocks differ by far
+ * less than 2 %, and a burst must not pass for drift. */
+#define DRIFT_MAX 0.02
+
+static void history_add(struct jitter *j, double d, double arrival)
 {
     j->hist[j->hist_pos] = d;
+    j->hist_at[j->hist_pos] = arrival;
     j->hist_pos = (j->hist_pos + 1) % j->hist_cap;
     if (j->hist_len < j->hist_cap)
         j->hist_len++;
-    double lo = d, hi = d;
-    for (size_t i = 0; i < j->hist_len; i++) {
-        if (j->hist[i] < lo)
-            lo = j->hist[i];
-        if (j->hist[i] > hi)
-            hi = j->hist[i];
+    size_t n = j->hist_len;
+    double slope = 0;
+    if (n >= 32) {
+        double st = 0, sd = 0, stt = 0, std_ = 0;
+        for (size_t i = 0; i < n; i++) {
+            double t = j->hist_at[i] - arrival;
+            st += t;
+            sd += j->hist[i];
+            stt += t * t;
+            std_ += t * j->hist[i];
+        }
+        double den = n * stt - st * st;
+        if (den > 1e-12)
+            slope = (n * std_ - st * sd) / den;
+        if (slope > DRIFT_MAX)
+            slope = DRIFT_MAX;
+        if (slope < -DRIFT_MAX)
+            slope = -DRIFT_MAX;
+    }
+    j->drift = slope;
+    double lo = 1e300, hi = -1e300;
+    for (size_t i = 0; i < n; i++) {
+        double e = j->hist[i] + slope * (arrival - j->hist_at[i]);
+        j->scratch[i] = e;
+        if (e < lo)
+            lo = e;
+        if (e > hi)
+            hi = e;
     }
     j->d_min = lo;
     j->d_max = hi;
     /* What the target covers: all but late_percent of the window. Left
      * late, those few are concealed; covered, one stall would hold the
      * whole window's delay up for everyone. */
-    size_t skip = (size_t)(j->hist_len * j->o.late_percent / 100);
-    if (skip > 0 && j->hist_len > 16) {
-        memcpy(j->scratch, j->hist, j->hist_len * sizeof(double));
-        j->d_max = kth(j->scratch, j->hist_len, j->hist_len - 1 - skip);
-    }
+    size_t skip = (size_t)(n * j->o.late_percent / 100);
+    if (skip > 0 && n > 16)
+        j->d_max = kth(j->scratch, n, n - 1 - skip);
 }
 
 int jitter_put(struct jitter *j, uint16_t seq, uint32_t ts, const uint8_t *payload, size_t len,
@@ -257,7 +289,7 @@ int jitter_put(struct jitter *j, uint16_t seq, uint32_t ts, const uint8_t *paylo
     }
     j->prev_d = d;
     j->have_prev = 1;
-    history_add(j, d);
+    history_add(j, d, arrival);
 
     int64_t seq_ext = j->seq_ext + (int16_t)(uint16_t)(seq - j->last_seq16);
     j->last_seq16 = seq;
@@ -304,14 +336,17 @@ enum jitter_result jitter_get(struct jitter *j, double now, struct jitter_frame 
         return JITTER_SILENCE;
 
     double target = target_s(j);
-    double ideal = (now - j->d_min - target) * j->o.rate; /* the timestamp due now */
+    /* the timestamp due now (the path's delay carried along the drift) */
+    double base = j->d_min + j->drift * (now - j->last_arrival);
+    double ideal = (now - base - target) * j->o.rate;
     if (!j->playing) {
         j->next_ts = align(j, ideal);
         j->playing = 1;
     } else {
         double err = ideal - (double)j->next_ts;
-        if (err < -j->o.frame) {
-            /* Too early for the target: hold back one frame. */
+        if (err < -1) { /* (a sample of rounding) */
+            /* Ahead of the target (any amount would make packets late that
+             * the target covers): hold back one frame. */
             j->st.inserted++;
             j->st.concealed++;
             out->ts = j->next_ts;
@@ -323,7 +358,7 @@ enum jitter_result jitter_get(struct jitter *j, double now, struct jitter_frame 
             j->st.skipped += (uint64_t)((to - j->next_ts) / j->o.frame);
             j->next_ts = to;
             j->last_shrink = now;
-        } else if (err >= 2 * j->o.frame && now - j->last_shrink >= j->o.shrink_s) {
+        } else if (err >= 1.5 * j->o.frame && now - j->last_shrink >= j->o.shrink_s) {
             j->st.skipped++;
             j->next_ts += j->o.frame;
             j->last_shrink = now;
@@ -365,6 +400,7 @@ void jitter_get_stats(const struct jitter *j, struct jitter_stats *st)
     }
     st->lost = lost;
     st->spread_ms = j->started ? (j->d_max - j->d_min) * 1000 : 0;
+    st->drift_ppm = j->started ? -j->drift * 1e6 : 0;
     st->target_ms = j->started ? target_s(j) * 1000 : j->o.min_ms;
     st->depth_ms = j->playing && j->newest_ts + j->o.frame > j->next_ts
                        ? (double)(j->newest_ts + j->o.frame - j->next_ts) / j->o.rate * 1000

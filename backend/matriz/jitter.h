@@ -13,12 +13,14 @@
  * everyone wait for a rare straggler. So a steady link plays `headroom` behind the
  * fastest packet, and a jittery one waits just long enough for its slowest.
  *
+ * Drift between the sender's and the listener's clocks is measured (the
+ * least-squares slope of the delays over the window) and taken out, so a
+ * slow sender's newest packets do not count as its slowest.
+ *
  * Changes of target are applied at once when the delay must grow (a
  * concealed frame is inserted: PLC), and at most one frame per `shrink_s`
  * when it may shrink (a frame is skipped), so a single spike does not make
- * the output stutter for long. Drift between the sender's and the
- * listener's clocks shows as a slowly moving d_min and is taken up the same
- * way.
+ * the output stutter for long.
  *
  * What comes out for each frame: the packet (JITTER_PACKET); or, when it is
  * missing, JITTER_CONCEAL, with the next packet attached when it is there
@@ -88,6 +90,7 @@ struct jitter_stats {
     uint64_t resets;    /* starts over (first packet included) */
     double jitter_ms;   /* RFC 3550 interarrival jitter */
     double spread_ms;   /* largest - smallest relative delay in the window */
+    double drift_ppm;   /* the sender's clock against ours (negative: it is slow) */
     double target_ms;   /* the delay aimed at, after the fastest packet */
     double depth_ms;    /* audio held now: newest timestamp + frame - play position */
 };

@@ -252,6 +252,42 @@ static void rare_stragglers_do_not_raise_the_delay(void **state)
     }
 }
 
+/* The sender's clock 0.5 % slow (or fast) against ours, with a little
+ * jitter: the drift is measured and nearly nothing is late. */
+static void clock_drift_is_taken_out(void **state)
+{
+    for (int sign = -1; sign <= 1; sign += 2) {
+        struct jitter *j = make(0, 100);
+        uint8_t b[4] = {0};
+        rnd_state = 5;
+        double speed = 1 + sign * 0.005; /* sender seconds per our second */
+        int k = 0;
+        double next_arrival = 0;
+        for (int i = 0; i < 4000; i++) {
+            double arrival = i * FS / speed + 0.010 + rnd() * 0.001;
+            /* the listener runs on our clock, a frame at a time */
+            while (k * FS < arrival) {
+                struct jitter_frame fr;
+                jitter_get(j, k * FS, &fr);
+                k++;
+            }
+            jitter_put(j, (uint16_t)i, (uint32_t)(i * FRAME), b, 4, arrival);
+            next_arrival = arrival;
+        }
+        (void)next_arrival;
+        struct jitter_stats st;
+        jitter_get_stats(j, &st);
+        print_message("drift %+.0f ppm measured %.0f ppm: late %llu, target %.2f ms, skipped %llu, "
+                      "inserted %llu\n",
+                      (speed - 1) * 1e6, st.drift_ppm, (unsigned long long)st.late, st.target_ms,
+                      (unsigned long long)st.skipped, (unsigned long long)st.inserted);
+        assert_true(fabs(st.drift_ppm - (speed - 1) * 1e6) < 1000);
+        assert_true(st.late < 80); /* < 2 % */
+        assert_true(st.target_ms < 4);
+        jitter_free(&j);
+    }
+}
+
 static void bad_input_is_counted_and_dropped(void **state)
 {
     struct jitter *j = make(0, 50);
@@ -325,6 +361,7 @@ int main(void)
         cmocka_unit_test(loss_is_concealed_with_fec_of_the_next),
         cmocka_unit_test(reordering_within_the_delay_costs_nothing),
         cmocka_unit_test(rare_stragglers_do_not_raise_the_delay),
+        cmocka_unit_test(clock_drift_is_taken_out),
         cmocka_unit_test(bad_input_is_counted_and_dropped),
         cmocka_unit_test(a_quiet_sender_starts_over),
         cmocka_unit_test(fuzzish_never_crashes),
