@@ -27,6 +27,7 @@
 #define CONNECT_TIMEOUT_S 5
 /* Whole-request limit; view builds on pouchdb-server can take tens of seconds. */
 #define REQUEST_TIMEOUT_S    300
+#define QUICK_TIMEOUT_S      3 /* COUCH_QUICK */
 #define RETRY_FIRST          0.25
 #define RETRY_MAX            8.0
 #define RETRY_ATTEMPTS       6   /* 0.25+0.5+1+2+4+8 s: about 16 s of trying */
@@ -241,7 +242,8 @@ static int req_start(struct req *r)
         curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     } else {
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_body_cb);
-        curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)REQUEST_TIMEOUT_S);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT,
+                         (long)((r->flags & COUCH_QUICK) ? QUICK_TIMEOUT_S : REQUEST_TIMEOUT_S));
     }
     if (c->username && !(r->flags & COUCH_NO_AUTH)) {
         curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);

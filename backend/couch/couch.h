@@ -38,6 +38,9 @@ enum couch_flags {
     COUCH_NO_RETRY = 1 << 0,   /* fail at the first transport error or 5xx */
     COUCH_RETRY_LONG = 1 << 1, /* keep retrying for minutes (writes that must not be lost) */
     COUCH_NO_AUTH = 1 << 2,    /* do not send the configured credentials */
+    COUCH_QUICK = 1 << 3,      /* give up after a few seconds without an answer (a read
+                                * with a fallback: a server that accepts connections but
+                                * hangs must not hold it for minutes) */
 };
 
 /* url is database.url, e.g. "http://admin:secret@127.0.0.1:5984" (credentials

@@ -1008,9 +1008,9 @@ static void prepare_track(struct p_channel *c, struct p_entry *e, double start, 
         c->play_gen++;
     pr->play_gen = c->play_gen;
     c->preparing = 1;
-    /* With a copy kept, one try: if CouchDB is away the copy plays on time
-     * instead of after a quarter minute of retries. */
-    int flags = file_cached(c->pl, e->doc.file) ? COUCH_NO_RETRY : 0;
+    /* With a copy kept, one quick try: if CouchDB is away (or hangs) the copy
+     * plays on time instead of after a quarter minute of retries. */
+    int flags = file_cached(c->pl, e->doc.file) ? COUCH_NO_RETRY | COUCH_QUICK : 0;
     char *path = couch_path(c->pl->db, e->doc.file);
     if (!path ||
         couch_request(c->pl->couch, "GET", path, NULL, NULL, flags, file_fetched, pr) < 0) {
