@@ -34,7 +34,7 @@ function noConsoleErrors() {
 
 async function albumsShown(page, query) {
   await page.fill('#q', query);
-  await page.waitForSelector(`#results[data-query="${query.replace(/"/g, '\\"')}"]`, { timeout: 5000 });
+  await page.waitForFunction((q) => document.querySelector('#results').dataset.complete === q, query, { timeout: 5000 });
   return page.$$eval('#results article.album', (els) => els.map((e) => e.dataset.album));
 }
 

@@ -90,6 +90,7 @@ async function start() {
   connectLive();
   route();
   document.body.dataset.ready = '1';
+  performance.mark('imes-ready');
 }
 
 function showLogin(msg = '') {
@@ -223,6 +224,11 @@ function openEvents() {
   es.addEventListener('state', (ev) => {
     const e = JSON.parse(ev.data);
     if (e.type === 'channel') {
+      // A track-started event carries the position the old track had
+      // reached (player.c sets position after it emits): a new entry
+      // starts at 0.
+      const prev = S.live.channels[e.name];
+      if (prev && e.entry && prev.entry !== e.entry) e.position = 0;
       S.live.channels[e.name] = e;
       S.liveAt[e.name] = performance.now();
       renderNow();
@@ -407,13 +413,16 @@ async function runSearch() {
     return;
   }
   if (seq !== searchSeq) return;
-  await loadFiles(res.rows.slice(0, 120).map((r) => r.id));
-  if (seq !== searchSeq) return;
-  renderResults(res.rows, res);
+  // Drawn from the view rows (artist, album, disc, track, title) at once;
+  // durations, ReplayGain marks and covers come with the documents.
+  out.dataset.complete = '';
+  const complete = renderResults(res.rows, res);
   const ms = performance.now() - t0;
   $('#search-info').textContent = `${res.rows.length}${res.truncated ? '+' : ''} tracks · ${Math.round(ms)} ms`;
   out.dataset.query = text;
   out.dataset.ms = String(ms);
+  await complete;
+  if (seq === searchSeq) out.dataset.complete = text;
 }
 
 function albumsOf(rows) {
@@ -441,16 +450,14 @@ function renderResults(rows) {
   const albums = albumsOf(rows);
   if (!albums.length) {
     out.replaceChildren(h('p', { class: 'muted', id: 'no-results' }, 'Nothing found.'));
-    return;
+    return Promise.resolve();
   }
   const frag = document.createDocumentFragment();
   const INITIAL = 40;
   const make = (a) => {
     const files = a.rows.map((r) => S.files.get(r.id));
-    const withPic = files.find((f) => f?.pictures?.length);
-    const img = h('img', { class: 'cover', alt: '', width: 128, height: 128, loading: 'lazy', src: 'img/nocover.svg' });
-    img.dataset.src = withPic ? coverUrl(withPic, 128) : 'img/nocover.svg';
-    coverObserver.observe(img);
+    const img = h('img', { class: 'cover', alt: '', width: 128, height: 128, src: 'img/nocover.svg', dataset: { ids: a.rows.map((r) => r.id).join(' ') } });
+    setCover(img);
     const discs = new Set(a.rows.map((r) => r.value[2] || 0));
     const list = h('ul', { class: 'tracks' });
     let lastDisc = null;
@@ -459,8 +466,8 @@ function renderResults(rows) {
       const disc = r.value[2] || 0;
       if (discs.size > 1 && disc !== lastDisc) list.append(h('li', { class: 'disc' }, `Disc ${disc || '?'}`));
       lastDisc = disc;
-      const title = first(f?.tags?.title) || f?.name || r.id;
-      list.append(h('li', { class: 'track', dataset: { id: r.id } },
+      const title = first(f?.tags?.title) || r.value[4] || f?.name || r.id;
+      list.append(h('li', { class: 'track', dataset: { id: r.id, ...(f ? { filled: '1' } : {}) } },
         h('span', { class: 'no' }, r.value[3] || ''),
         h('span', { class: 'ttl' }, title, f && !rgOk(f) ? [' ', h('span', { class: 'norg', title: 'No valid ReplayGain: plays at 0 dB' }, 'no RG')] : null),
         h('span', { class: 'dur' }, f ? fmtTime(f.duration) : ''),
@@ -482,23 +489,39 @@ function renderResults(rows) {
         more.remove();
         await loadFiles(albums.slice(INITIAL).flatMap((a) => a.rows.map((r) => r.id)));
         albums.slice(INITIAL).forEach((a) => out.append(make(a)));
+        $$('img.cover[data-ids]', out).forEach(setCover);
       },
     }, `Show ${albums.length - INITIAL} more albums`));
     out.append(more);
   }
   // documents of tracks beyond the first page arrive afterwards
+  // the documents of what is on screen first, then the rest
+  const shown = new Set($$('li.track', out).map((li) => li.dataset.id));
   const missing = rows.filter((r) => !S.files.has(r.id)).map((r) => r.id);
-  if (missing.length) {
-    loadFiles(missing).then(() => {
-      for (const li of $$('li.track', out)) {
-        const f = S.files.get(li.dataset.id);
-        if (!f || li.dataset.filled) continue;
-        li.dataset.filled = '1';
-        $('.ttl', li).replaceChildren(first(f.tags?.title) || f.name, ...(rgOk(f) ? [] : [' ', h('span', { class: 'norg', title: 'No valid ReplayGain' }, 'no RG')]));
-        $('.dur', li).textContent = fmtTime(f.duration);
-      }
-    });
-  }
+  const fill = () => {
+    for (const li of $$('li.track:not([data-filled])', out)) {
+      const f = S.files.get(li.dataset.id);
+      if (!f) continue;
+      li.dataset.filled = '1';
+      $('.ttl', li).replaceChildren(first(f.tags?.title) || f.name, ...(rgOk(f) ? [] : [' ', h('span', { class: 'norg', title: 'No valid ReplayGain: plays at 0 dB' }, 'no RG')]));
+      $('.dur', li).textContent = fmtTime(f.duration);
+    }
+    $$('img.cover[data-ids]', out).forEach(setCover);
+  };
+  return (async () => {
+    await loadFiles(missing.filter((id) => shown.has(id)));
+    fill();
+    await loadFiles(missing);
+    fill();
+  })();
+}
+
+function setCover(img) {
+  if (img.dataset.src && img.dataset.src !== 'img/nocover.svg') return;
+  const f = img.dataset.ids.split(' ').map((id) => S.files.get(id)).find((x) => x?.pictures?.length);
+  if (!f) return;
+  img.dataset.src = coverUrl(f, 128);
+  coverObserver.observe(img); // loaded when near the screen
 }
 
 async function showInfo(id) {

@@ -16,7 +16,7 @@
 // than BROAD rows is not fetched whole: the narrower terms decide which
 // files, and the broad ones are checked on those files' documents.
 
-export const BROAD = 3000;
+export const BROAD = 500;
 
 export function fold(s) {
   s = String(s).toLowerCase().normalize('NFD').replace(/[\u0300-\u036f]/g, '');
@@ -75,6 +75,29 @@ export function parse(q) {
 
 const list = (v) => (v === undefined || v === null ? [] : Array.isArray(v) ? v : [v]);
 
+/** Whether a search view row's value satisfies a term: true, false, or
+ * null when the value cannot tell (see the view: value[7]). */
+export function valueMatches(term, v) {
+  if (!Array.isArray(v) || v.length < 8) return null;
+  if (term.field === 'path' || term.field === 'mbid') return null;
+  const ws = (x) => words(x);
+  let r;
+  switch (term.field) {
+    case 'any': r = [v[0], v[1], v[4]].flatMap(ws).some((w) => w.startsWith(term.word)); break;
+    case 'artist': r = ws(v[0]).some((w) => w.startsWith(term.word)); break;
+    case 'album': r = ws(v[1]).some((w) => w.startsWith(term.word)); break;
+    case 'title': r = ws(v[4]).some((w) => w.startsWith(term.word)); break;
+    case 'genre': r = ws(v[5]).some((w) => w.startsWith(term.word)); break;
+    case 'date': r = v[6] >= term.dateLo && v[6] <= term.dateHi + '\ufff0'; break;
+    case 'album2': r = v[1] === term.exactValue; break;
+    case 'title2': r = v[4] === term.exactValue; break;
+    case 'genre2': r = v[5] === term.exactValue; break;
+    default: return null; // artist2, albumartist2: the value holds one of them
+  }
+  // a value without every tag can say yes, not no
+  return r || !v[7] ? r : null;
+}
+
 /** Whether a file document satisfies a term (the view's logic, in JS). */
 export function matches(term, doc) {
   const t = doc.tags || {};
@@ -106,8 +129,9 @@ export async function run(q, { db, get, getDocs, limit = 400 }) {
     return { term, rows: r.rows, broad: r.rows.length > BROAD };
   }));
   const narrow = results.filter((r) => !r.broad).sort((a, b) => a.rows.length - b.rows.length);
-  const broad = results.filter((r) => r.broad);
+  const broad = results.filter((r) => r.broad).sort((a, b) => a.rows.length - b.rows.length);
   let cand; // id -> value
+  let truncatedBroad = false;
   if (narrow.length) {
     cand = new Map(narrow[0].rows.map((r) => [r.id, r.value]));
     for (const r of narrow.slice(1)) {
@@ -115,25 +139,42 @@ export async function run(q, { db, get, getDocs, limit = 400 }) {
       for (const id of cand.keys()) if (!ids.has(id)) cand.delete(id);
     }
   } else {
-    cand = new Map(broad.sort((a, b) => a.rows.length - b.rows.length)[0].rows.map((r) => [r.id, r.value]));
+    // only broad terms: the first rows of one of them (in its key order),
+    // checked against the others
+    cand = new Map(broad.shift().rows.map((r) => [r.id, r.value]));
+    truncatedBroad = true;
   }
   let rows = [...cand].map(([id, value]) => ({ id, value }));
   rows.sort(byAlbum);
   let truncated = false;
   if (broad.length) {
-    // check the broad terms on documents, a page at a time, until enough
+    // check the broad terms on the rows' values, and on documents where
+    // a value cannot tell, a page at a time, until enough for the first
+    // screen (the answer is then marked truncated)
     const kept = [];
-    for (let i = 0; i < rows.length && kept.length < limit; i += limit) {
-      const page = rows.slice(i, i + limit);
-      const docs = await getDocs(page.map((r) => r.id));
+    const PAGE = 250, want = Math.min(limit, 120);
+    for (let i = 0; i < rows.length && kept.length < want; i += PAGE) {
+      const page = rows.slice(i, i + PAGE);
+      const unsure = [];
       for (const r of page) {
-        const d = docs[r.id];
-        if (d && broad.every((b) => matches(b.term, d))) kept.push(r);
+        const verdicts = broad.map((b) => valueMatches(b.term, r.value));
+        if (verdicts.includes(false)) continue;
+        if (verdicts.includes(null)) unsure.push(r);
+        else kept.push(r);
+      }
+      if (unsure.length) {
+        const docs = await getDocs(unsure.map((r) => r.id));
+        for (const r of unsure) {
+          const d = docs[r.id];
+          if (d && broad.every((b) => matches(b.term, d))) kept.push(r);
+        }
       }
     }
-    truncated = !narrow.length;
+    kept.sort(byAlbum);
+    if (kept.length >= want && rows.length > kept.length) truncatedBroad = true;
     rows = kept;
   }
+  truncated = truncatedBroad;
   if (rows.length > limit) {
     rows = rows.slice(0, limit);
     truncated = true;

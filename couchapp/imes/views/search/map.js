@@ -10,7 +10,12 @@ function (doc) {
   //   ["mbid", id]       every MusicBrainz id of the file
   // The value is the album grouping key and the sort position, so a result
   // page can be grouped by album and ordered by disc and track without
-  // fetching documents: [albumartist-or-artist, album, disc, track].
+  // fetching documents, then what the web app checks a second search term
+  // on without fetching documents:
+  //   [albumartist-or-artist, album, disc, track, title, genre, date, more]
+  // (the first title, genre and date; more is 1 when the value does not
+  // hold every artist, title, genre and date of the file, so a check on it
+  // is not enough). `imes` reads only the keys.
   if (doc._id.indexOf('file:') !== 0 || doc._deleted || doc.error || !doc.tags) {
     return;
   }
@@ -43,7 +48,14 @@ function (doc) {
   }
 
   var artist = list(t.albumartist)[0] || list(t.artist)[0] || '';
-  var value = [artist, list(t.album)[0] || '', t.discnumber || 0, t.tracknumber || 0];
+  var artists = list(t.artist), more = 0;
+  if (artists.length > 1 || list(t.title).length > 1 || list(t.genre).length > 1 ||
+      list(t.date).length > 1 || list(t.album).length > 1 || list(t.albumartist).length > 1 ||
+      (list(t.albumartist).length && artists.length && String(artists[0]) !== String(list(t.albumartist)[0]))) {
+    more = 1;
+  }
+  var value = [artist, list(t.album)[0] || '', t.discnumber || 0, t.tracknumber || 0,
+               String(list(t.title)[0] || ''), String(list(t.genre)[0] || ''), String(list(t.date)[0] || ''), more];
   var seen = {};
   function once(key) {
     var k = JSON.stringify(key);
