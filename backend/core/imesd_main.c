@@ -33,6 +33,7 @@
 #include "state/player.h"
 #include "stream/api.h"
 #include "stream/listener.h"
+#include "stream/rtsp.h"
 #include "stream/httpd.h"
 
 #define IMESD_VERSION "0.1.0"
@@ -62,6 +63,7 @@ struct imesd {
     struct player *player;
     struct auth *auth;
     struct listener *listener;
+    struct rtsp_device *rtsp; /* RTSP/RTP device streams */
     struct api *api;
     struct roster *roster; /* Matriz peers join here */
     int player_stopped;
@@ -501,6 +503,7 @@ static void begin_shutdown(struct imesd *d, const char *why)
     ev_timer_stop(d->loop, &d->probe_timer);
     ev_timer_stop(d->loop, &d->status_timer);
     /* No new clients; listeners and event streams go with their connections. */
+    rtsp_device_free(&d->rtsp);
     listener_free(&d->listener);
     api_free(&d->api);
     httpd_free(&d->httpd);
@@ -647,6 +650,14 @@ int main(int argc, char **argv)
     struct auth_options aopt = {.private_db = d.cfg.database.private_name};
     if (!(d.player = player_new(d.loop, &popt)) || !(d.auth = auth_new(d.loop, d.couch, &aopt)) ||
         !(d.listener = listener_new(d.loop, d.httpd, d.player, d.auth)) ||
+        !(d.rtsp = rtsp_device_new(d.loop, d.httpd, d.player, d.auth,
+                                   &(struct rtsp_device_options){
+                                       .bind_host = d.cfg.backend.bind_host,
+                                       .rtp_port = d.cfg.backend.rtp_port,
+                                       /* RFC 2326's 60 s by default; shorter
+                                        * with a short idle_timeout (tests) */
+                                       .session_timeout_s = 2.0 * d.cfg.backend.idle_timeout,
+                                   })) ||
         !(d.api = api_new(d.loop, d.httpd, d.player, d.auth)) ||
         !(d.roster = roster_new(d.loop, d.httpd, d.couch, d.auth,
                                 &(struct roster_options){.db = d.cfg.database.name}))) {
@@ -744,6 +755,7 @@ fail_changes:
 fail_scanner:
     watch_free(&d.watch);
 fail_player:
+    rtsp_device_free(&d.rtsp);
     listener_free(&d.listener);
     api_free(&d.api);
     /* After the loop: the offline writes of httpd_free's closes are done
