@@ -109,7 +109,7 @@ int sdp_parse(const char *text, size_t len, struct sdp_media *out)
     if (!text)
         return -EINVAL;
     const char *p = text, *end = text + len;
-    int in_media = 0, done = 0, have_map = 0;
+    int in_media = 0, in_other = 0, done = 0, have_map = 0;
     long pt = -1;
     char session_control[SDP_MAX_TEXT + 1] = "", session_conn[64] = "";
     while (p < end && !done) {
@@ -150,7 +150,11 @@ int sdp_parse(const char *text, size_t len, struct sdp_media *out)
                         return -EINVAL;
                     out->port = (uint16_t)port;
                     in_media = 1;
+                } else {
+                    in_other = 1; /* video, a second audio...: not ours */
                 }
+            } else if (in_other && !in_media) {
+                /* attributes of a media before ours */
             } else if (type == 'c') {
                 /* c=IN IP4 addr[/ttl] */
                 const char *q = v;
