@@ -6,13 +6,16 @@
  * One libev loop (the control plane: HTTP to imesd and CouchDB, RTSP) and
  * the audio backend's thread. SIGINT/SIGTERM leave the roster and stop.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "core/log.h"
+#include "matriz/media.h"
 #include "matriz/peer.h"
 #include "matriz/peer_config.h"
 
@@ -21,6 +24,7 @@
 struct app {
     struct ev_loop *loop;
     struct peer_config cfg;
+    struct media *media;
     struct matriz_peer *peer;
     ev_signal sigint, sigterm;
     int stopping;
@@ -47,17 +51,16 @@ static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: matriz -c PEER.YAML [options]\n"
-            "A Matriz performer site: sends this site's audio to the other sites over\n"
-            "RTSP/RTP and plays theirs, with the roster kept by imesd in CouchDB.\n\n"
-            "  -c, --config FILE     the peer's configuration (default: peer.yaml)\n"
-            "      --check-config    read the configuration, report problems, exit\n"
-            "      --example-config  print peer.yaml.example (every option, its default)\n"
-            "  -h, --help            this help\n"
-            "  -V, --version         the version\n\n"
-            "Make the peer's credentials with `imes peer add NAME` (it prints the key).\n"
-            "Exit status: 0 stopped cleanly, 1 failed, 2 bad configuration or usage.\n");
+    fprintf(out, "Usage: matriz -c PEER.YAML [options]\n"
+                 "A Matriz performer site: sends this site's audio to the other sites over\n"
+                 "RTSP/RTP and plays theirs, with the roster kept by imesd in CouchDB.\n\n"
+                 "  -c, --config FILE     the peer's configuration (default: peer.yaml)\n"
+                 "      --check-config    read the configuration, report problems, exit\n"
+                 "      --example-config  print peer.yaml.example (every option, its default)\n"
+                 "  -h, --help            this help\n"
+                 "  -V, --version         the version\n\n"
+                 "Make the peer's credentials with `imes peer add NAME` (it prints the key).\n"
+                 "Exit status: 0 stopped cleanly, 1 failed, 2 bad configuration or usage.\n");
 }
 
 int main(int argc, char **argv)
@@ -116,12 +119,20 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* RTP goes in and out on this thread: on a busy machine a normal one is
+     * held back for milliseconds, and the jitter buffers have to wait that
+     * out. (Threads made later, libjack's and the file backend's, set their
+     * own real-time scheduling.) */
+    if (a.cfg.net.nice != 0 && setpriority(PRIO_PROCESS, 0, a.cfg.net.nice) < 0)
+        LOG(E_INFO, L_MAIN, "net.nice %d not applied: %s", a.cfg.net.nice, strerror(errno));
     a.loop = EV_DEFAULT;
     int code = 1;
     LOG(E_INFO, L_MAIN, "matriz %s: %s joining %s (audio %s, %s in %s ms frames)", MATRIZ_VERSION,
         a.cfg.peer.name, a.cfg.peer.imesd, a.cfg.audio.backend, a.cfg.send.codec,
         a.cfg.send.frame_ms);
-    if (!(a.peer = matriz_peer_new(a.loop, &a.cfg, NULL, NULL)))
+    /* The RTSP server first: imesd checks it answers when we join. */
+    if (!(a.media = media_new(a.loop, &a.cfg)) ||
+        !(a.peer = matriz_peer_new(a.loop, &a.cfg, &media_link_ops, a.media)))
         goto out;
     if ((r = matriz_peer_start(a.peer)) < 0) {
         LOG(E_FATAL, L_MAIN, "cannot start: %s", strerror(-r));
@@ -138,6 +149,7 @@ int main(int argc, char **argv)
     code = 0;
 out:
     matriz_peer_free(&a.peer);
+    media_free(&a.media);
     peer_config_free(&a.cfg);
     log_close();
     return code;

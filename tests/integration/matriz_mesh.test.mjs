@@ -3,18 +3,20 @@
 // link (an output per remote peer) to each other; one is killed and comes
 // back. Against a real pouchdb-server and imesd.
 //
-// What this covers is the control plane: joining, the roster, links opened
-// and closed in time. (Audio over RTSP/RTP between the peers is not wired
-// yet: see the Matriz section of README.md.)
+// Each peer sends a tone of its own (440, 660, 880 Hz) over RTSP/RTP (Opus,
+// 5 ms frames) and writes what it hears into WAV files: its mix must carry
+// the two other tones and not its own.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 import {
   startCouch, writeConfig, imes, startImesd, couchRequest, waitFor, freePort, startProcess,
   binPath, toYaml,
 } from '../lib/harness.mjs';
+import { goertzel } from '../lib/audio.mjs';
 
 let couch, cfg, imesd;
 const NAMES = ['lisboa', 'porto', 'faro'];
@@ -37,6 +39,25 @@ function logOf(name) {
 
 const count = (text, re) => (text.match(re) ?? []).length;
 
+/** The left channel of a 16-bit stereo WAV the file backend writes (read to
+ * the end of the file: its header is rewritten only every second). */
+function readWav(file) {
+  const b = fs.readFileSync(file);
+  const n = Math.floor((b.length - 44) / 4);
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = b.readInt16LE(44 + 4 * i) / 32768;
+  return x;
+}
+
+/** Tone levels over the last `seconds` of a peer's file. */
+function levels(name, file, seconds = 1) {
+  const x = readWav(path.join(peers[name].outDir, file));
+  const len = Math.min(x.length, Math.round(seconds * 48000));
+  const out = {};
+  for (const [n, f] of Object.entries(TONES)) out[n] = goertzel(x, x.length - len, len, f);
+  return out;
+}
+
 function writePeerConfig(name) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `imes-test-matriz-${name}-`));
   const outDir = path.join(dir, 'out');
@@ -48,10 +69,11 @@ function writePeerConfig(name) {
 async function startPeer(name) {
   const p = peers[name] ?? writePeerConfig(name);
   p.rtspPort ??= await freePort();
+  p.rtpMin ??= 47000 + 200 * NAMES.indexOf(name);
   const conf = {
     peer: { name, key: keys[name], imesd: imesd.url },
     roster: { couchdb: couch.url, database: 'imes' },
-    net: { bind_host: '127.0.0.1', rtsp_port: p.rtspPort },
+    net: { bind_host: '127.0.0.1', rtsp_port: p.rtspPort, rtp_min: p.rtpMin, rtp_max: p.rtpMin + 100 },
     audio: { backend: 'file', period: 128, tone_hz: TONES[name], tone_dbfs: -12, output_dir: p.outDir },
     log: { level: 'debug', file: p.logPath },
   };
@@ -110,6 +132,38 @@ describe('three peers', () => {
     const doc = await peerDoc('porto');
     assert.equal(doc.rtsp_url, `rtsp://127.0.0.1:${peers.porto.rtspPort}/stream`);
     assert.equal(doc.codec, 'opus');
+    assert.equal(doc.reachable, true);
+  });
+
+  test("every peer hears the two others' tones and not its own", async () => {
+    await sleep(2500);
+    for (const name of NAMES) {
+      const mix = levels(name, 'mix.wav');
+      const show = Object.entries(mix).map(([n, v]) => `${n} ${v.toFixed(3)}`).join(', ');
+      process.stderr.write(`${name} hears: ${show}\n`);
+      for (const other of NAMES.filter((n) => n !== name)) {
+        // -12 dBFS is 0.25; Opus at 96 kbit/s keeps a tone's level.
+        assert.ok(mix[other] > 0.15, `${name} does not hear ${other}: ${show}`);
+        const own = levels(name, `${other}.wav`);
+        assert.ok(own[other] > 0.15 && own[name] < 0.01, `${name}'s ${other}.wav: ${JSON.stringify(own)}`);
+      }
+      assert.ok(mix[name] < 0.01, `${name} hears itself: ${show}`);
+    }
+  });
+
+  test('link stats reach the peer documents', async () => {
+    const doc = await waitFor(async () => {
+      const d = await peerDoc('lisboa');
+      // (the first post has no rate yet: it needs two samples)
+      return d?.stats?.links?.porto?.kbps > 0 && d?.stats?.links?.faro ? d : null;
+    }, { timeout: 6000, what: "lisboa's link stats" });
+    const s = doc.stats.links.porto;
+    process.stderr.write(`lisboa <- porto: ${JSON.stringify(s)}\n`);
+    assert.equal(s.playing, true);
+    assert.equal(s.frame, 240);
+    assert.ok(s.target_ms < 30, `jitter buffer target ${s.target_ms} ms on loopback`);
+    assert.equal(s.lost, 0);
+    assert.ok(s.kbps > 50 && s.kbps < 200, `${s.kbps} kbit/s`);
   });
 
   test('a peer killed: the others see it offline and close its link within 1 s', async () => {

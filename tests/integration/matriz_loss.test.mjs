@@ -1,0 +1,182 @@
+// Matriz over a bad link (issue 7): peer "porto" reaches "lisboa" through a
+// relay in this test that forwards lisboa's RTSP and drops, delays and
+// reorders its RTP (5 % loss, 0-12 ms of jitter). Porto's output of lisboa
+// must stay continuous (the jitter buffer grows, Opus conceals what is
+// lost) and porto's link stats must show the loss.
+//
+// The relay: a TCP proxy on the port lisboa advertises (peer.port) that
+// rewrites client_port= in SETUP to a UDP pair of its own, where it receives
+// lisboa's RTP and RTCP and forwards them, worse, to porto's real ports.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  startCouch, writeConfig, imes, startImesd, couchRequest, waitFor, freePort, freeRtpPort,
+  startProcess, binPath, toYaml,
+} from '../lib/harness.mjs';
+import { goertzel } from '../lib/audio.mjs';
+
+const LOSS = 0.05;
+const JITTER_MS = 12;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+let couch, cfg, imesd, relay;
+const peers = {};
+
+/** The relay (see the top). Counts what it dropped and forwarded. */
+async function startRelay(targetPort) {
+  const st = { rtp: 0, dropped: 0, rtcp: 0, sessions: 0 };
+  const udpBase = await freeRtpPort();
+  const rtp = dgram.createSocket('udp4');
+  const rtcp = dgram.createSocket('udp4');
+  await new Promise((r) => rtp.bind(udpBase, '127.0.0.1', r));
+  await new Promise((r) => rtcp.bind(udpBase + 1, '127.0.0.1', r));
+  let client = null; // porto's real [rtp, rtcp] ports
+  let seed = 12345;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  rtp.on('message', (msg) => {
+    if (!client) return;
+    if (rnd() < LOSS) {
+      st.dropped++;
+      return;
+    }
+    st.rtp++;
+    setTimeout(() => rtp.send(msg, client[0], '127.0.0.1'), rnd() * JITTER_MS);
+  });
+  rtcp.on('message', (msg) => {
+    st.rtcp++;
+    if (client) rtcp.send(msg, client[1], '127.0.0.1');
+  });
+  const server = net.createServer((down) => {
+    const up = net.connect(targetPort, '127.0.0.1');
+    let pending = '';
+    down.on('data', (d) => {
+      pending += d.toString('latin1');
+      let i;
+      while ((i = pending.indexOf('\r\n\r\n')) >= 0) {
+        let head = pending.slice(0, i + 4);
+        pending = pending.slice(i + 4);
+        head = head.replace(/client_port=(\d+)-(\d+)/, (m, a, b) => {
+          client = [Number(a), Number(b)];
+          st.sessions++;
+          return `client_port=${udpBase}-${udpBase + 1}`;
+        });
+        up.write(Buffer.from(head, 'latin1'));
+      }
+    });
+    up.on('data', (d) => down.write(d));
+    const close = () => {
+      down.destroy();
+      up.destroy();
+    };
+    down.on('close', close);
+    up.on('close', close);
+    down.on('error', close);
+    up.on('error', close);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: server.address().port,
+    st,
+    close: () => {
+      rtp.close();
+      rtcp.close();
+      server.close();
+    },
+  };
+}
+
+async function startPeer(name, tone, extra = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `imes-test-matriz-${name}-`));
+  const outDir = path.join(dir, 'out');
+  fs.mkdirSync(outDir);
+  const r = await imes(cfg, ['peer', 'add', name]);
+  assert.equal(r.code, 0, r.stderr);
+  const key = /^key ([0-9a-f]+)$/m.exec(r.stdout)[1];
+  const rtspPort = extra.rtspPort ?? (await freePort());
+  const rtpMin = extra.rtpMin;
+  const conf = {
+    peer: { name, key, imesd: imesd.url, port: extra.advertise ?? 0 },
+    roster: { couchdb: couch.url },
+    net: { bind_host: '127.0.0.1', rtsp_port: rtspPort, rtp_min: rtpMin, rtp_max: rtpMin + 60 },
+    audio: { backend: 'file', period: 128, tone_hz: tone, tone_dbfs: -12, output_dir: outDir },
+    send: { fec: true, loss_percent: 10 },
+    log: { level: 'debug', file: path.join(dir, 'matriz.log') },
+  };
+  fs.writeFileSync(path.join(dir, 'peer.yaml'), toYaml(conf));
+  const proc = startProcess(binPath('matriz'), ['-c', path.join(dir, 'peer.yaml')], { name: `matriz-${name}`, cwd: dir });
+  peers[name] = { dir, outDir, proc, rtspPort, logPath: conf.log.file };
+  return peers[name];
+}
+
+function readWav(file) {
+  const b = fs.readFileSync(file);
+  const n = Math.floor((b.length - 44) / 4);
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = b.readInt16LE(44 + 4 * i) / 32768;
+  return x;
+}
+
+before(async () => {
+  couch = await startCouch();
+  cfg = await writeConfig(couch);
+  assert.equal((await imes(cfg, ['init'])).code, 0);
+  imesd = await startImesd(cfg);
+});
+
+after(async () => {
+  for (const p of Object.values(peers)) await p.proc.stop();
+  if (relay) relay.close();
+  if (imesd) await imesd.stop();
+  if (couch) await couch.stop();
+});
+
+test('over 5 % loss and 12 ms of jitter the output stays continuous and the stats show it', async () => {
+  const lisboaRtsp = await freePort();
+  relay = await startRelay(lisboaRtsp);
+  await startPeer('lisboa', 660, { rtspPort: lisboaRtsp, advertise: relay.port, rtpMin: 48000 });
+  await startPeer('porto', 440, { rtpMin: 48400 });
+  const doc = await waitFor(async () => {
+    const r = await couchRequest(couch, 'GET', '/imes/peer:lisboa', { user: 'admin' });
+    return r.body?.online ? r.body : null;
+  }, { what: 'lisboa online' });
+  assert.equal(doc.rtsp_url, `rtsp://127.0.0.1:${relay.port}/stream`);
+  await waitFor(() => fs.existsSync(path.join(peers.porto.outDir, 'lisboa.wav')) && relay.st.rtp > 100, {
+    what: 'porto receiving lisboa through the relay',
+  });
+  await sleep(6000);
+  const x = readWav(path.join(peers.porto.outDir, 'lisboa.wav'));
+  // The last 4 s in 10 ms windows: the tone must be there in (nearly) all.
+  const win = 480;
+  const from = x.length - 4 * 48000;
+  let quiet = 0, run = 0, longest = 0, windows = 0;
+  for (let i = from; i + win <= x.length; i += win) {
+    windows++;
+    const lv = goertzel(x, i, win, 660);
+    if (lv < 0.1) {
+      quiet++;
+      run++;
+      longest = Math.max(longest, run);
+    } else run = 0;
+  }
+  const stats = await waitFor(async () => {
+    const r = await couchRequest(couch, 'GET', '/imes/peer:porto', { user: 'admin' });
+    const s = r.body?.stats?.links?.lisboa;
+    return s?.kbps > 0 ? s : null;
+  }, { what: "porto's stats of its link to lisboa" });
+  process.stderr.write(
+    `relay: ${relay.st.rtp} forwarded, ${relay.st.dropped} dropped; porto: ${quiet}/${windows} quiet 10 ms windows ` +
+      `(longest run ${longest}); stats ${JSON.stringify(stats)}\n`,
+  );
+  assert.ok(relay.st.dropped > 20);
+  assert.ok(quiet / windows < 0.03, `${quiet} of ${windows} windows without the tone`);
+  assert.ok(longest <= 2, `a gap of ${longest * 10} ms`);
+  assert.ok(stats.lost > 0 && stats.loss > 0.02 && stats.loss < 0.1, `loss in the stats: ${stats.loss}`);
+  assert.ok(stats.concealed > 0);
+  assert.ok(stats.target_ms > 8, `the buffer grew for the jitter: ${stats.target_ms} ms`);
+  assert.ok(stats.jitter_ms > 1);
+});
