@@ -104,9 +104,6 @@ static const struct config_option options[] = {
     {"jitter.headroom_ms", CONFIG_INT, OFF(jitter.headroom_ms), "1", 0, 100, NULL, NULL,
      "Added to the measured jitter, for scheduling noise."},
 
-    {"record.file", CONFIG_STR, OFF(record.file), "", 0, 0, NULL, NULL,
-     "Records the mix of the remote sites as WAV here (empty: no recording)."},
-
     {"log.level", CONFIG_ENUM, OFF(log.level), "info", 0, 0, levels, NULL,
      "Least severity logged: fatal, error, warn, info or debug."},
     {"log.file", CONFIG_STR, OFF(log.file), "", 0, 0, NULL, NULL,

@@ -56,9 +56,6 @@ struct peer_config {
         int headroom_ms;
     } jitter;
     struct {
-        char *file; /* the mix, as WAV; "" = none */
-    } record;
-    struct {
         char *level;
         char *file;
     } log;
