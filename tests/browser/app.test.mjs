@@ -237,13 +237,31 @@ test('Listen here plays the room in the browser (<audio>)', async () => {
   noConsoleErrors();
 });
 
-test('an admin\'s edit of channel:lounge as Fauxton makes it takes effect in imesd and in the open app', async () => {
-  // Fauxton's document editor: GET the document, PUT it back whole with its _rev.
-  const cur = await couchRequest(env.couch, 'GET', '/imes/channel:lounge', { user: 'owner', password: USERS.owner.password });
-  const put = await couchRequest(env.couch, 'PUT', '/imes/channel:lounge', {
-    user: 'owner', password: USERS.owner.password, body: { ...cur.body, paused: true, crossfade: 1 },
-  });
-  assert.equal(put.status, 201, JSON.stringify(put.body));
+test('an admin\'s edit of channel:lounge in Fauxton (/_utils) takes effect in imesd and in the open app', async () => {
+  // The real Fauxton that pouchdb-server serves: log in, open the document,
+  // change it in the editor, Save Changes (a PUT of the whole document).
+  const faux = await owner.ctx.newPage(); // Fauxton's own console is not ours to judge
+  const couch = env.couch.url;
+  await faux.goto(`${couch}/_utils/#login`);
+  await faux.waitForSelector('#username');
+  await faux.fill('#username', 'owner');
+  await faux.fill('#password', USERS.owner.password);
+  const loggedIn = faux.waitForResponse((r) => r.url().endsWith('/_session') && r.request().method() === 'POST');
+  await faux.click('button[type=submit]');
+  assert.equal((await loggedIn).status(), 200);
+  // Fauxton leaves its login page by itself; then open the document
+  await faux.waitForFunction(() => !location.hash.startsWith('#login'), null, { timeout: 10000 });
+  await faux.goto(`${couch}/_utils/#database/imes/channel%3Alounge`);
+  await faux.waitForFunction(() => window.ace && document.querySelector('.ace_editor') &&
+    window.ace.edit(document.querySelector('.ace_editor')).getValue().includes('channel:lounge'), null, { timeout: 15000 });
+  const text = await faux.evaluate(() => window.ace.edit(document.querySelector('.ace_editor')).getValue());
+  const edited = { ...JSON.parse(text), paused: true, crossfade: 1 };
+  await faux.evaluate((t) => window.ace.edit(document.querySelector('.ace_editor')).setValue(t, -1), JSON.stringify(edited, null, 2));
+  const saved = faux.waitForResponse((r) => r.request().method() === 'PUT' && r.url().includes('/imes/channel:lounge'));
+  await faux.click('button.save-doc');
+  assert.equal((await saved).status(), 201);
+  await faux.close();
+
   // imesd: the channel pauses (its status document and the stream)
   await waitFor(async () => (await couchRequest(env.couch, 'GET', '/imes/status:channel:lounge', { user: 'admin' })).body.state === 'paused', { what: 'imesd pauses lounge' });
   const m = speaker.mark();
@@ -255,5 +273,14 @@ test('an admin\'s edit of channel:lounge as Fauxton makes it takes effect in ime
   await owner.waitForFunction(() => document.querySelector('#adm-channels tr[data-channel=lounge] input[type=number]')?.value === '1', null, { timeout: 10000 });
   assert.equal(await owner.isChecked('#adm-channels tr[data-channel=lounge] input[type=checkbox]'), true);
   assert.equal(await alice.textContent('#now-pause'), '▶');
+
+  // The same write without the UI (GET, then PUT the whole document back
+  // with its _rev, as Fauxton does): resumes.
+  const cur = await couchRequest(env.couch, 'GET', '/imes/channel:lounge', { user: 'owner', password: USERS.owner.password });
+  const put = await couchRequest(env.couch, 'PUT', '/imes/channel:lounge', {
+    user: 'owner', password: USERS.owner.password, body: { ...cur.body, paused: false },
+  });
+  assert.equal(put.status, 201, JSON.stringify(put.body));
+  await alice.waitForSelector('#now[data-state=playing]', { timeout: 10000 });
   noConsoleErrors();
 });
