@@ -36,6 +36,10 @@ async function startRelay(targetPort) {
   await new Promise((r) => rtp.bind(udpBase, '127.0.0.1', r));
   await new Promise((r) => rtcp.bind(udpBase + 1, '127.0.0.1', r));
   let client = null; // porto's real [rtp, rtcp] ports
+  let closed = false;
+  const send = (sock, msg, port) => {
+    if (!closed) sock.send(msg, port, '127.0.0.1', () => {});
+  };
   let seed = 12345;
   const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
   rtp.on('message', (msg) => {
@@ -45,11 +49,12 @@ async function startRelay(targetPort) {
       return;
     }
     st.rtp++;
-    setTimeout(() => rtp.send(msg, client[0], '127.0.0.1'), rnd() * JITTER_MS);
+    const port = client[0];
+    setTimeout(() => send(rtp, msg, port), rnd() * JITTER_MS);
   });
   rtcp.on('message', (msg) => {
     st.rtcp++;
-    if (client) rtcp.send(msg, client[1], '127.0.0.1');
+    if (client) send(rtcp, msg, client[1]);
   });
   const server = net.createServer((down) => {
     const up = net.connect(targetPort, '127.0.0.1');
@@ -83,6 +88,7 @@ async function startRelay(targetPort) {
     port: server.address().port,
     st,
     close: () => {
+      closed = true;
       rtp.close();
       rtcp.close();
       server.close();
