@@ -102,6 +102,21 @@ test('search: words, field prefixes, exact tags, dates and ranges, paths, MusicB
   assert.match(info, /musicbrainz_albumid/);
   assert.match(info, /track -3\.5 dB/);
   await alice.keyboard.press('Escape');
+  await alice.waitForSelector('#info', { state: 'hidden' });
+  // keyboard: F1 help, / clears, Ctrl+F focuses the filter, typing anywhere searches
+  await alice.keyboard.press('F1');
+  await alice.waitForSelector('#help:not([hidden])');
+  await alice.keyboard.press('Escape');
+  await alice.locator('#results').click({ position: { x: 5, y: 5 } });
+  await alice.keyboard.press('/');
+  assert.equal(await alice.inputValue('#q'), '');
+  await alice.locator('#results').click({ position: { x: 5, y: 5 } });
+  await alice.keyboard.press('Control+f');
+  assert.equal(await alice.evaluate(() => document.activeElement.id), 'q');
+  await alice.locator('#results').click({ position: { x: 5, y: 5 } });
+  await alice.keyboard.type('squ');
+  await alice.waitForFunction(() => document.querySelector('#results').dataset.complete === 'squ');
+  assert.deepEqual(await alice.$$eval('#results article.album', (els) => els.map((e) => e.dataset.album)), ['Low End']);
   noConsoleErrors();
 });
 

@@ -469,7 +469,7 @@ function renderResults(rows) {
       const title = first(f?.tags?.title) || r.value[4] || f?.name || r.id;
       list.append(h('li', { class: 'track', dataset: { id: r.id, ...(f ? { filled: '1' } : {}) } },
         h('span', { class: 'no' }, r.value[3] || ''),
-        h('span', { class: 'ttl' }, title, f && !rgOk(f) ? [' ', h('span', { class: 'norg', title: 'No valid ReplayGain: plays at 0 dB' }, 'no RG')] : null),
+        h('span', { class: 'ttl', title: 'Track info', onclick: () => showInfo(r.id) }, title, f && !rgOk(f) ? [' ', h('span', { class: 'norg', title: 'No valid ReplayGain: plays at 0 dB' }, 'no RG')] : null),
         h('span', { class: 'dur' }, f ? fmtTime(f.duration) : ''),
         h('button', { class: 'icon info-btn', title: 'Track info', 'aria-label': `Info: ${title}`, onclick: () => showInfo(r.id) }, 'i'),
         h('button', { class: 'icon add-track', title: 'Add this track', 'aria-label': `Add ${title}`, onclick: () => append([r.id]) }, '+')));
