@@ -19,6 +19,7 @@ import {
   startProcess, binPath, toYaml,
 } from '../lib/harness.mjs';
 import { goertzel } from '../lib/audio.mjs';
+import { readWavLeft as readWav } from '../lib/wav.mjs';
 
 const LOSS = 0.05;
 const JITTER_MS = 12;
@@ -119,13 +120,6 @@ async function startPeer(name, tone, extra = {}) {
   return peers[name];
 }
 
-function readWav(file) {
-  const b = fs.readFileSync(file);
-  const n = Math.floor((b.length - 44) / 4);
-  const x = new Float32Array(n);
-  for (let i = 0; i < n; i++) x[i] = b.readInt16LE(44 + 4 * i) / 32768;
-  return x;
-}
 
 before(async () => {
   couch = await startCouch();

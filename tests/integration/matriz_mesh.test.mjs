@@ -17,6 +17,7 @@ import {
   binPath, toYaml,
 } from '../lib/harness.mjs';
 import { goertzel } from '../lib/audio.mjs';
+import { readWavLeft as readWav } from '../lib/wav.mjs';
 
 let couch, cfg, imesd;
 const NAMES = ['lisboa', 'porto', 'faro'];
@@ -39,15 +40,6 @@ function logOf(name) {
 
 const count = (text, re) => (text.match(re) ?? []).length;
 
-/** The left channel of a 16-bit stereo WAV the file backend writes (read to
- * the end of the file: its header is rewritten only every second). */
-function readWav(file) {
-  const b = fs.readFileSync(file);
-  const n = Math.floor((b.length - 44) / 4);
-  const x = new Float32Array(n);
-  for (let i = 0; i < n; i++) x[i] = b.readInt16LE(44 + 4 * i) / 32768;
-  return x;
-}
 
 /** Tone levels over the last `seconds` of a peer's file. */
 function levels(name, file, seconds = 1) {
