@@ -203,6 +203,28 @@ test('a second user (another browser context) sees changes live', async () => {
   noConsoleErrors();
 });
 
+test('a "now playing" notification with the cover when the track changes (Skip)', async () => {
+  await alice.ctx.grantPermissions(['notifications']);
+  await alice.evaluate(() => {
+    window.shown = [];
+    const Real = window.Notification;
+    window.Notification = class extends Real {
+      constructor(title, opts) { super(title, opts); window.shown.push({ title, ...opts }); }
+    };
+  });
+  await alice.click('.tabs a[data-tab=settings]');
+  await alice.check('#set-notify');
+  await alice.click('.tabs a[data-tab=playlist]');
+  const before = await alice.textContent('#now-title');
+  await alice.click('#pl-skip');
+  await alice.waitForFunction((t) => window.shown.length > 0 && document.querySelector('#now-title').textContent !== t, before, { timeout: 10000 });
+  const n = await alice.evaluate(() => window.shown[0]);
+  assert.equal(n.title, await alice.textContent('#now-title'));
+  assert.match(n.body, /The Sine Waves/);
+  assert.match(n.icon, /\/imes\/picture%3A[0-9a-f]{40}\/128\.jpg$/);
+  noConsoleErrors();
+});
+
 function ffprobe(url) {
   return new Promise((resolve) => {
     const p = spawn('ffprobe', ['-v', 'error', '-rw_timeout', '5000000', '-show_entries', 'stream=codec_name,sample_rate,channels', '-of', 'json', url]);

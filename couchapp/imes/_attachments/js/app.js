@@ -200,7 +200,16 @@ function imesdBase() {
 
 function connectLive() {
   S.stopFeed?.();
-  S.stopFeed = couch.follow(onDoc, () => {});
+  S.stopFeed = couch.follow(onDoc, (e) => {
+    // the session ended (expired, logged out elsewhere): log in again
+    if (e.status === 401 && S.me) {
+      S.me = null;
+      S.es?.close();
+      const base = imesdBase();
+      if (base) location.href = `${base}/`;
+      else showLogin('Your session ended: log in again.');
+    }
+  });
   openEvents();
 }
 
