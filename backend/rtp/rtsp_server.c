@@ -26,24 +26,32 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 /* Frames a session holds: 256 MP3 frames are 6 s, far more than the
  * start-up cushion; a source that runs further ahead waits. */
 #define QMAX 256
-/* A frame due within this much is sent now: libev's epoll backend sleeps in
- * whole milliseconds (rounding up), so aiming half a millisecond early puts
- * send times within about ±0.5 ms of the schedule instead of 0..+1 ms. */
-#define EARLY 0.0005
+/* The pacing clock fires this much before a frame is due, and a frame due
+ * within this much is sent: a timerfd wakes the loop some tens of
+ * microseconds after its time, so aiming a little early centres the send
+ * times on the schedule. (Errors are counted both ways: |send - due|.) */
+#define EARLY 0.0001
 /* Frames later than this (the source stalled) re-anchor the schedule rather
  * than go out in a rush the client would have to absorb. */
 #define RESYNC 0.25
+/* Session schedules start on a grid of this step, so that sessions of one
+ * source (whose frames last whole milliseconds: 24 ms MP3, 20 ms Opus) fall
+ * due together: at most 12 wakeups per MP3 frame period whatever the number
+ * of sessions, instead of one per session. It delays a start by < 2 ms. */
+#define GRID 0.002
 /* Session expiry and sender reports are checked this often. */
 #define SWEEP 0.25
 /* Pacing error histogram: 10 µs buckets up to 100 ms. */
@@ -82,6 +90,7 @@ struct session {
     double anchor;          /* monotonic time of media_pos 0 */
     uint64_t media_pos, burst_end;
     double paused_at;
+    double next_due; /* monotonic time the queue's head is due; 0 = waiting for the source */
     struct qframe q[QMAX];
     unsigned qhead, qlen;
     ev_timer timer;
@@ -122,7 +131,7 @@ struct rtsp_server {
     struct httpd *httpd;
     struct rtsp_provider prov;
     void *prov_arg;
-    double timeout, sr_interval, startup;
+    double timeout, sr_interval, cushion, startup;
     size_t max_sessions, mtu;
     char prefix[64];
     char cname[RTCP_CNAME_MAX + 1];
@@ -130,6 +139,14 @@ struct rtsp_server {
     int rtp_fd, rtcp_fd, rtp_port;
     ev_io rtp_io, rtcp_io;
     ev_timer sweep;
+    /* The pacing clock: one timerfd for every session, armed (absolute,
+     * CLOCK_MONOTONIC, nanoseconds) at the earliest due frame. libev's own
+     * timers sleep in whole milliseconds through epoll (at least 1 ms), too
+     * coarse for a 1 ms goal. */
+    int tfd;
+    ev_io tfd_io;
+    double armed;          /* what tfd is set to, 0 = disarmed */
+    int in_pacing;         /* on_pacing runs: it sets the clock once, at its end */
     struct hmap *conns;    /* key: connection id */
     struct hmap *sessions; /* key: session id */
     struct session *all;
@@ -191,7 +208,7 @@ static int session_id_of(const struct http_request *req, char *out, size_t cap)
 static void pacing_record(struct rtsp_server *S, double err)
 {
     if (err < 0)
-        err = 0; /* up to EARLY ahead: on time */
+        err = -err;
     size_t b = (size_t)(err / HIST_STEP);
     if (b >= HIST_BUCKETS)
         b = HIST_BUCKETS - 1;
@@ -212,6 +229,25 @@ static double pacing_quantile(const struct rtsp_server *S, double q)
             return (double)(b + 1) * HIST_STEP;
     }
     return S->hist_max;
+}
+
+/* ---- the pacing clock ---- */
+
+/* Makes the pacing clock fire by t (monotonic) at the latest. */
+static void sched_at(struct rtsp_server *S, double t)
+{
+    if (t <= 0 || S->in_pacing || (S->armed > 0 && S->armed <= t))
+        return;
+    S->armed = t;
+    double at = t - EARLY;
+    struct itimerspec its = {0};
+    if (at <= 0)
+        at = 1e-9;
+    its.it_value.tv_sec = (time_t)at;
+    its.it_value.tv_nsec = (long)((at - (double)its.it_value.tv_sec) * 1e9);
+    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+        its.it_value.tv_nsec = 1; /* all zero would disarm */
+    timerfd_settime(S->tfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
 /* ---- sending ---- */
@@ -389,6 +425,7 @@ static void pump(struct session *s)
     if (s->in_pump || s->dead || !s->playing)
         return;
     s->in_pump = 1;
+    s->next_due = 0;
     const double rate = s->src->sample_rate;
     if (fill(s) < 0)
         goto out;
@@ -399,13 +436,14 @@ static void pump(struct session *s)
         double now = timeutil_mono();
         double due = s->anchor + (double)s->media_pos / rate;
         if (due - now > EARLY) {
-            arm(s, due - now - EARLY);
+            s->next_due = due;
+            sched_at(S, due);
             break;
         }
         int burst = s->media_pos < s->burst_end;
         double late = now - due;
         if (late > RESYNC && !burst) {
-            s->anchor += late;
+            s->anchor = ceil((s->anchor + late) / GRID) * GRID;
             due = now;
             late = 0;
             S->st.resyncs++;
@@ -441,6 +479,27 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     pump(s);
 }
 
+/* The pacing clock fired: every session with a frame due goes, and the
+ * clock is set again for the earliest that is left. */
+static void on_pacing(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct rtsp_server *S = w->data;
+    uint64_t expirations;
+    if (read(S->tfd, &expirations, sizeof(expirations)) < 0 && S->armed == 0)
+        return;
+    S->armed = 0;
+    S->in_pacing = 1;
+    double now = timeutil_mono(), next = 0;
+    for (struct session *s = S->all; s; s = s->snext) {
+        if (s->next_due > 0 && s->next_due - now <= EARLY)
+            pump(s);
+        if (s->next_due > 0 && (next == 0 || s->next_due < next))
+            next = s->next_due;
+    }
+    S->in_pacing = 0;
+    sched_at(S, next);
+}
+
 static void on_wake(void *arg)
 {
     pump(arg);
@@ -466,11 +525,17 @@ static int session_play(struct session *s)
     uint64_t buffered = 0;
     for (unsigned i = 0; i < s->qlen; i++)
         buffered += s->q[(s->qhead + i) % QMAX].samples;
-    uint64_t startup = S->startup > 0 ? (uint64_t)(S->startup * s->src->sample_rate) : 0;
-    if (startup > buffered)
-        startup = buffered;
-    s->burst_end = startup;
-    s->anchor = now - (double)startup / s->src->sample_rate;
+    /* The source delivers in real time after its burst, each frame about
+     * when it is heard; the schedule runs `cushion` behind that, so that
+     * frames wait in the queue for their time rather than the other way
+     * round. What the burst holds beyond the cushion goes out at once. */
+    const double rate = s->src->sample_rate;
+    uint64_t cushion = (uint64_t)(S->cushion * rate);
+    uint64_t burst = buffered > cushion ? buffered - cushion : 0;
+    if (S->startup >= 0 && (double)burst > S->startup * rate)
+        burst = (uint64_t)(S->startup * rate); /* the rest is paced: more cushion */
+    s->burst_end = burst;
+    s->anchor = ceil((now - (double)burst / rate) / GRID) * GRID;
     s->next_sr = ev_now(S->loop) + (S->sr_interval < 1 ? S->sr_interval : 1.0);
     return 0;
 }
@@ -486,6 +551,7 @@ static void session_pause(struct session *s)
     s->qhead = s->qlen = 0;
     /* the timeline continues from what was sent */
     s->paused_at = timeutil_mono();
+    s->next_due = 0;
     ev_timer_stop(s->S->loop, &s->timer);
 }
 
@@ -1100,7 +1166,7 @@ static int collect(struct buf *out, void *arg)
     }
     if (!r)
         r = family(out, S, n, sizeof(n), "pacing_error_seconds", "gauge",
-                   "Frame send time minus its due time (start-up bursts excluded), quantiles.");
+                   "|Frame send time - its due time| (start-up bursts excluded), quantiles.");
     if (!r)
         r = metrics_sample(out, n, "quantile", "0.5", pacing_quantile(S, 0.5));
     if (!r)
@@ -1190,7 +1256,8 @@ struct rtsp_server *rtsp_server_new(struct ev_loop *loop, struct httpd *h,
     S->prov_arg = prov_arg;
     S->timeout = opt->session_timeout_s > 0 ? opt->session_timeout_s : 60;
     S->sr_interval = opt->sr_interval_s > 0 ? opt->sr_interval_s : 5;
-    S->startup = opt->startup_s == 0 ? 0.1 : opt->startup_s;
+    S->cushion = opt->cushion_s > 0 ? opt->cushion_s : opt->cushion_s < 0 ? 0 : 0.1;
+    S->startup = opt->startup_s == 0 ? -1 : opt->startup_s < 0 ? 0 : opt->startup_s;
     S->max_sessions = opt->max_sessions ? opt->max_sessions : 1024;
     S->mtu = opt->mtu;
     snprintf(S->prefix, sizeof(S->prefix), "%s",
@@ -1203,6 +1270,12 @@ struct rtsp_server *rtsp_server_new(struct ev_loop *loop, struct httpd *h,
         snprintf(S->cname, sizeof(S->cname), "imes@%s", host);
     }
     S->rtp_fd = S->rtcp_fd = -1;
+    S->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (S->tfd < 0) {
+        LOG(E_ERROR, L_RTSP, "timerfd: %s", strerror(errno));
+        free(S);
+        return NULL;
+    }
     S->family = AF_INET;
     S->conns = hmap_new();
     S->sessions = hmap_new();
@@ -1238,6 +1311,9 @@ struct rtsp_server *rtsp_server_new(struct ev_loop *loop, struct httpd *h,
     ev_timer_init(&S->sweep, on_sweep, SWEEP, SWEEP);
     S->sweep.data = S;
     ev_timer_start(loop, &S->sweep);
+    ev_io_init(&S->tfd_io, on_pacing, S->tfd, EV_READ);
+    S->tfd_io.data = S;
+    ev_io_start(loop, &S->tfd_io);
     httpd_set_rtsp_handler(h, on_request, on_frame, S);
     metrics_add_collector(collect, S);
     LOG(E_INFO, L_RTSP, "RTSP: RTP from port %d, RTCP %d, session timeout %.0f s", S->rtp_port,
@@ -1246,6 +1322,7 @@ struct rtsp_server *rtsp_server_new(struct ev_loop *loop, struct httpd *h,
 fail:
     if (S->rtp_fd >= 0)
         close(S->rtp_fd);
+    close(S->tfd);
     hmap_free(&S->conns, NULL);
     hmap_free(&S->sessions, NULL);
     free(S);
@@ -1279,6 +1356,8 @@ void rtsp_server_free(struct rtsp_server **sp)
     while (S->all)
         session_free(S->all, CR_SHUTDOWN);
     ev_timer_stop(S->loop, &S->sweep);
+    ev_io_stop(S->loop, &S->tfd_io);
+    close(S->tfd);
     if (S->rtp_fd >= 0) {
         ev_io_stop(S->loop, &S->rtp_io);
         close(S->rtp_fd);

@@ -42,12 +42,14 @@
  * default). A TCP client that does not read loses packets (counted), never
  * stalls anyone else.
  *
- * Pacing: each session sends a frame when it is due on the monotonic clock:
- * anchor + (samples before it) / sample_rate. At PLAY the source's first
- * frames (its start-up burst) go out at once up to startup_s of audio; the
- * rest of what it had ready stays queued as a cushion and goes out in real
- * time. A session whose frames come late by more than RESYNC (see .c)
- * re-anchors instead of rushing. RTP timestamps advance by the audio's
+ * Pacing: each session sends a frame when it is due on the monotonic clock
+ * (one timerfd for all sessions, nanosecond resolution): anchor + (samples
+ * before it) / sample_rate. The schedule runs cushion_s behind the source's
+ * own delivery, so frames are queued before they are due and the sender's
+ * timing alone decides when they leave; at PLAY, what the source's start-up
+ * burst holds beyond the cushion goes out at once (up to startup_s). A session whose frames
+ * come late by more than RESYNC (see .c) re-anchors instead of rushing.
+ * RTP timestamps advance by the audio's
  * duration (and by the wall time of a PAUSE, so a client's clock stays
  * right). A sender report (NTP/RTP pair, packet and octet counts) plus SDES
  * CNAME goes out sr_interval_s after PLAY and then every sr_interval_s; a
@@ -60,7 +62,7 @@
  * <p>_rtp_dropped_total, <p>_rtcp_sent_total, <p>_rtcp_received_total,
  * <p>_rtcp_bad_total, per session that reported: <p>_rr_fraction_lost,
  * <p>_rr_cumulative_lost, <p>_rr_jitter_seconds, <p>_rtt_seconds {session};
- * and the pacing error (send time minus due time, start-up bursts excluded):
+ * and the pacing error (|send time - due time|, start-up bursts excluded):
  * <p>_pacing_error_seconds{quantile="0.5"|"0.99"|"1"}, <p>_pacing_packets_total.
  * Thread: loop.
  */
@@ -136,7 +138,9 @@ struct rtsp_server_options {
     int rtp_port;               /* RTP from here, RTCP from +1; 0 = TCP interleaved only */
     double session_timeout_s;   /* 0 = 60 (RFC 2326 §12.37's default) */
     double sr_interval_s;       /* 0 = 5 (RFC 3550 §6.2's minimum) */
-    double startup_s;           /* audio sent at once at PLAY; 0 = 0.1, <0 = none */
+    double cushion_s;           /* schedule behind the source's delivery; 0 = 0.1 s, <0 = none */
+    double startup_s;           /* at most this much audio at once at PLAY (what is beyond
+                                 * is paced); 0 = no limit, <0 = none at all */
     size_t max_sessions;        /* 0 = 1024 */
     size_t mtu;                 /* 0 = RTP_DEFAULT_MTU */
     const char *metrics_prefix; /* NULL = "imes_rtsp" */

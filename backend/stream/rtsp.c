@@ -16,10 +16,10 @@
 #include "rtp/rtsp_server.h"
 #include "state/player.h"
 
-/* The player's start-up burst for a session: the server sends 0.1 s of it at
- * once and keeps the rest as a cushion, so that frames are always queued
- * before they are due and pacing is the server's alone (the player releases
- * frames on a 5 ms tick). */
+/* The player's start-up burst for a session: the server keeps 0.1 s of it
+ * as its cushion (rtsp_server_options.cushion_s: frames are queued before
+ * they are due, whenever the player's batched wakes come) and sends the
+ * other 0.2 s at once for a quick start. */
 #define BURST_S 0.3
 
 struct rtsp_device {

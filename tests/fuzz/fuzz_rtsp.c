@@ -135,7 +135,7 @@ static void setup(void)
     loop = ev_default_loop(0);
     struct httpd_options o = {.bind_host = "127.0.0.1", .header_timeout_s = 1, .idle_timeout_s = 1};
     httpd = httpd_new(loop, &o);
-    struct rtsp_server_options so = {.rtp_port = 0, .session_timeout_s = 1, .startup_s = 0.05};
+    struct rtsp_server_options so = {.rtp_port = 0, .session_timeout_s = 1, .cushion_s = 0.01};
     server = rtsp_server_new(loop, httpd, &so, &provider, NULL);
     if (!httpd || !server)
         abort();
