@@ -225,6 +225,41 @@ test('a "now playing" notification with the cover when the track changes (Skip)'
   noConsoleErrors();
 });
 
+test('play now; a user playlist: create, add to it, append it to the channel, delete it; settings', async () => {
+  await alice.click('.tabs a[data-tab=playlist]');
+  await alice.selectOption('#pl-select', 'c~lounge');
+  await alice.click('#entries li[data-title="Six Sixty"] .play-now');
+  await alice.waitForFunction(() => document.querySelector('#now-title').textContent === 'Six Sixty' &&
+    document.querySelector('#entries li.current')?.dataset.title === 'Six Sixty', null, { timeout: 10000 });
+
+  alice.once('dialog', (d) => d.accept('roadtrip'));
+  await alice.click('#pl-new');
+  await alice.waitForFunction(() => document.querySelector('#pl-select').value === 'u~alice~roadtrip');
+  await alice.click('.tabs a[data-tab=search]');
+  await alice.selectOption('#target', 'u~alice~roadtrip');
+  await albumsShown(alice, 'low end');
+  await alice.click('#results article.album .add-album');
+  await alice.click('.tabs a[data-tab=playlist]');
+  await alice.selectOption('#pl-select', 'u~alice~roadtrip');
+  await alice.waitForFunction(() => document.querySelectorAll('#entries li[data-id]').length === 2);
+  const r = await couchRequest(env.couch, 'GET', `/imes/_all_docs?startkey=${encodeURIComponent('"entry:u~alice~roadtrip:"')}&endkey=${encodeURIComponent('"entry:u~alice~roadtrip:\ufff0"')}`, { user: 'admin' });
+  assert.equal(r.body.rows.length, 2);
+  const before = (await couchOrder()).length;
+  await alice.click('#pl-append');
+  await waitFor(async () => (await couchOrder()).length === before + 2, { what: 'roadtrip appended to lounge' });
+  assert.deepEqual((await couchOrder()).slice(-2), ['Low Hum', 'Three Thirty']);
+  alice.once('dialog', (d) => d.accept());
+  await alice.click('#pl-delete');
+  await alice.waitForFunction(() => document.querySelector('#pl-select').value === 'c~lounge');
+  await waitFor(async () => (await couchRequest(env.couch, 'GET', `/imes/_all_docs?startkey=${encodeURIComponent('"entry:u~alice~roadtrip:"')}&endkey=${encodeURIComponent('"entry:u~alice~roadtrip:\ufff0"')}`, { user: 'admin' })).body.rows.length === 0, { what: 'roadtrip deleted' });
+
+  await alice.click('.tabs a[data-tab=settings]');
+  await alice.fill('#set-timeout', '60');
+  await alice.press('#set-timeout', 'Tab');
+  await waitFor(async () => (await couchRequest(env.couch, 'GET', '/imes/user:alice', { user: 'admin' })).body.session_timeout === 60, { what: 'session_timeout 60' });
+  noConsoleErrors();
+});
+
 function ffprobe(url) {
   return new Promise((resolve) => {
     const p = spawn('ffprobe', ['-v', 'error', '-rw_timeout', '5000000', '-show_entries', 'stream=codec_name,sample_rate,channels', '-of', 'json', url]);
