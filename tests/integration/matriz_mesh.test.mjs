@@ -20,9 +20,12 @@ import { goertzel } from '../lib/audio.mjs';
 import { readWavLeft as readWav } from '../lib/wav.mjs';
 import { sanitized } from '../lib/build.mjs';
 
-// Under AddressSanitizer three peers' Opus work does not keep up in real
-// time on two cores: the tones are then only checked to be there.
-const HEARD = sanitized() ? 0.03 : 0.15;
+// A tone at -12 dBFS measures 0.25. On two cores shared with other test
+// runs, a peer's first seconds may lose some frames (0.18 seen); under
+// AddressSanitizer three peers' Opus work may not keep up in real time:
+// there the tones are only checked to be there. Continuity under loss is
+// matriz_loss's to judge.
+const HEARD = sanitized() ? 0.03 : 0.1;
 
 let couch, cfg, imesd;
 const NAMES = ['lisboa', 'porto', 'faro'];
@@ -133,11 +136,13 @@ describe('three peers', () => {
   });
 
   test("every peer hears the two others' tones and not its own", async () => {
-    await sleep(2500);
+    await sleep(4000);
     for (const name of NAMES) {
       const mix = levels(name, 'mix.wav');
       const show = Object.entries(mix).map(([n, v]) => `${n} ${v.toFixed(3)}`).join(', ');
       process.stderr.write(`${name} hears: ${show}\n`);
+      if (!(mix[name] < 0.01) || Object.entries(mix).some(([n, v]) => n !== name && v <= HEARD))
+        process.stderr.write(`${name}'s stats: ${JSON.stringify((await peerDoc(name))?.stats)}\n`);
       for (const other of NAMES.filter((n) => n !== name)) {
         // -12 dBFS is 0.25; Opus at 96 kbit/s keeps a tone's level.
         assert.ok(mix[other] > HEARD, `${name} does not hear ${other}: ${show}`);
@@ -195,6 +200,24 @@ describe('three peers', () => {
       what: 'faro linked to the others',
     });
     process.stderr.write(`faro restarted -> linked again in ${Date.now() - t0} ms\n`);
+  });
+
+  test('imesd killed and restarted: the peers join again by themselves, links kept', async () => {
+    imesd.kill();
+    await imesd.exited;
+    const t0 = Date.now();
+    imesd = await startImesd(cfg);
+    for (const name of NAMES)
+      await waitFor(async () => (await peerDoc(name))?.online === true, {
+        timeout: 10000,
+        interval: 50,
+        what: `${name} back in the roster`,
+      });
+    process.stderr.write(`imesd restarted -> all peers joined again in ${Date.now() - t0} ms\n`);
+    // Each rejoin is a new session: links are replaced, and audio flows again.
+    await sleep(2000);
+    const mix = levels('lisboa', 'mix.wav', 0.5);
+    assert.ok(mix.porto > 0.03 && mix.faro > 0.03, `lisboa after the restart: ${JSON.stringify(mix)}`);
   });
 
   test('a peer stopped cleanly leaves the roster at once', async () => {
