@@ -198,9 +198,11 @@ static double kth(double *v, size_t n, size_t k)
  * shows as relative delays that grow or shrink steadily; the window's
  * delays are brought to what they would be now along the least-squares
  * slope, so that a slow sender's newest packets are not always "the
- * slowest" (and half of them late). Bounded: real clocks differ by far
- * less than 2 %, and a burst must not pass for drift. */
-#define DRIFT_MAX 0.02
+ * slowest" (and half of them late). Bounded, and only from half a window
+ * on: sound cards differ by well under 0.5 %, and the bursts of a link's
+ * first second must not pass for drift (each wrong step of it would be a
+ * concealed frame inserted or a frame skipped). */
+#define DRIFT_MAX 0.005
 
 static void history_add(struct jitter *j, double d, double arrival)
 {
@@ -211,7 +213,7 @@ static void history_add(struct jitter *j, double d, double arrival)
         j->hist_len++;
     size_t n = j->hist_len;
     double slope = 0;
-    if (n >= 32) {
+    if (n >= 32 && n >= j->hist_cap / 2) {
         double st = 0, sd = 0, stt = 0, std_ = 0;
         for (size_t i = 0; i < n; i++) {
             double t = j->hist_at[i] - arrival;
