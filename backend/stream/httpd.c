@@ -246,6 +246,8 @@ const char *httpd_reason(int status)
         return "Gateway Timeout";
     case 505:
         return "Version Not Supported";
+    case 551:
+        return "Option not supported"; /* RTSP (RFC 2326 §7.1.1) */
     default:
         return "Unknown";
     }
