@@ -370,3 +370,24 @@ test('rooms: choose the room you are in and the channel it plays', async () => {
   await waitFor(async () => (await couchRequest(env.couch, 'GET', '/imes/user:owner', { user: 'admin' })).body.aggregate === 'livingroom', { what: 'owner back in livingroom' });
   noConsoleErrors();
 });
+
+test('an admin makes a delegate for the speaker; its pause and unpause URLs work', async () => {
+  await owner.click('.tabs a[data-tab=admin]');
+  await owner.fill('#add-delegate input[name=name]', 'phone');
+  await owner.click('#add-delegate button');
+  const row = '#adm-delegates tr[data-delegate=phone]';
+  await owner.waitForSelector(`${row} code.url`);
+  await owner.fill(`${row} input[aria-label="phone devices"]`, 'speaker');
+  await owner.press(`${row} input[aria-label="phone devices"]`, 'Tab');
+  await waitFor(async () => (await couchRequest(env.couch, 'GET', '/imes/delegate:phone', { user: 'admin' })).body.devices?.[0] === 'speaker', { what: 'delegate:phone for speaker' });
+  const [pause, , unpause] = await owner.$$eval(`${row} code.url`, (els) => els.map((e) => e.textContent));
+  assert.match(pause, /\/delegate\/phone\/[0-9a-f]{32}\/pause$/);
+  // imesd learns the delegate from the feed: retry until it knows it
+  await waitFor(async () => (await fetch(pause)).status === 200, { what: 'the pause URL answers 200' });
+  await owner.click('.tabs a[data-tab=rooms]');
+  await owner.waitForSelector('#room-devices li[data-device=speaker] .dot.muted', { timeout: 10000 });
+  assert.match(await owner.textContent('#room-devices li[data-device=speaker]'), /muted: delegate.*phone/);
+  assert.equal((await fetch(unpause)).status, 200);
+  await owner.waitForSelector('#room-devices li[data-device=speaker] .dot.on', { timeout: 10000 });
+  noConsoleErrors();
+});

@@ -812,12 +812,16 @@ function renderRooms() {
   $('#listen').textContent = audio.src && !audio.paused ? 'Stop listening' : 'Listen here';
 }
 
-$('#room-select').addEventListener('change', (ev) => saveUser((u) => { u.aggregate = ev.target.value || null; }).then(() => { switchChannel(); renderAll(); }));
+$('#room-select').addEventListener('change', (ev) => {
+  const agg = ev.target.value || null; // read now: a render may reset the select before the write
+  saveUser((u) => { u.aggregate = agg; }).then(() => { switchChannel(); renderAll(); });
+});
 $('#room-channel').addEventListener('change', async (ev) => {
   const agg = myAggregate();
+  const ch = ev.target.value || null;
   if (!agg) return;
   try {
-    const d = await couch.update(`aggregate:${agg}`, (doc) => { doc.type = 'aggregate'; doc.channel = ev.target.value || null; });
+    const d = await couch.update(`aggregate:${agg}`, (doc) => { doc.type = 'aggregate'; doc.channel = ch; });
     S.aggregates.set(agg, d);
     switchChannel();
     renderAll();
@@ -909,12 +913,16 @@ $('#set-timeout').addEventListener('change', (ev) => {
   if (Number.isFinite(v) && v >= 0) saveUser((u) => { u.session_timeout = v; });
 });
 $('#set-lockout').addEventListener('change', (ev) => setLockout(ev.target.checked));
-$('#set-scrobbling').addEventListener('change', (ev) => saveUser((u) => { u.scrobbling = ev.target.checked; }));
+$('#set-scrobbling').addEventListener('change', (ev) => {
+  const on = ev.target.checked;
+  saveUser((u) => { u.scrobbling = on; });
+});
 $('#set-notify').addEventListener('change', async (ev) => {
-  if (ev.target.checked && typeof Notification !== 'undefined' && Notification.permission !== 'granted') {
+  const on = ev.target.checked;
+  if (on && typeof Notification !== 'undefined' && Notification.permission !== 'granted') {
     await Notification.requestPermission();
   }
-  localStorage.setItem('imes.notify', ev.target.checked ? '1' : '0');
+  localStorage.setItem('imes.notify', on ? '1' : '0');
   renderSettings();
 });
 $('#show-help').addEventListener('click', () => ($('#help').hidden = false));
@@ -965,17 +973,17 @@ async function renderAdmin() {
     ...chans.map((n) => {
       const d = S.channels.get(n);
       return h('tr', { dataset: { channel: n } }, h('td', {}, n),
-        h('td', {}, h('input', { type: 'checkbox', checked: !!d.paused, 'aria-label': `${n} paused`, onchange: (ev) => adminWrite(d._id, (x) => { x.type = 'channel'; x.paused = ev.target.checked; }) })),
-        h('td', {}, h('select', { 'aria-label': `${n} ReplayGain`, onchange: (ev) => adminWrite(d._id, (x) => { x.type = 'channel'; x.replaygain = ev.target.value; }) },
+        h('td', {}, h('input', { type: 'checkbox', checked: !!d.paused, 'aria-label': `${n} paused`, onchange: (ev) => { const v = ev.target.checked; adminWrite(d._id, (x) => { x.type = 'channel'; x.paused = v; }); } })),
+        h('td', {}, h('select', { 'aria-label': `${n} ReplayGain`, onchange: (ev) => { const v = ev.target.value; adminWrite(d._id, (x) => { x.type = 'channel'; x.replaygain = v; }); } },
           ...['album', 'track', 'off'].map((v) => h('option', { value: v, selected: (d.replaygain || 'album') === v }, v)))),
-        h('td', {}, h('input', { type: 'number', min: 0, max: 10, step: 0.1, value: d.crossfade ?? 0.5, style: 'width:6em', 'aria-label': `${n} crossfade`, onchange: (ev) => adminWrite(d._id, (x) => { x.type = 'channel'; x.crossfade = Number(ev.target.value); }) })),
+        h('td', {}, h('input', { type: 'number', min: 0, max: 10, step: 0.1, value: d.crossfade ?? 0.5, style: 'width:6em', 'aria-label': `${n} crossfade`, onchange: (ev) => { const v = ev.target.value; adminWrite(d._id, (x) => { x.type = 'channel'; x.crossfade = Number(v); }); } })),
         h('td', {}, h('button', { class: 'link', onclick: () => adminDelete(d) }, 'delete')));
     }));
   $('#adm-aggregates').replaceChildren(h('tr', {}, h('th', {}, 'Room'), h('th', {}, 'Channel'), h('th', {}, 'Devices'), h('th', {}, '')),
     ...aggs.map((n) => {
       const d = S.aggregates.get(n);
       return h('tr', { dataset: { aggregate: n } }, h('td', {}, n),
-        h('td', {}, h('select', { 'aria-label': `${n} channel`, onchange: (ev) => adminWrite(d._id, (x) => { x.type = 'aggregate'; x.channel = ev.target.value || null; }) }, ...opts(chans, d.channel))),
+        h('td', {}, h('select', { 'aria-label': `${n} channel`, onchange: (ev) => { const v = ev.target.value; adminWrite(d._id, (x) => { x.type = 'aggregate'; x.channel = v || null; }); } }, ...opts(chans, d.channel))),
         h('td', { class: 'muted' }, [...S.devices.values()].filter((x) => x.aggregate === n).map((x) => x._id.slice(7)).join(', ')),
         h('td', {}, h('button', { class: 'link', onclick: () => adminDelete(d) }, 'delete')));
     }));
@@ -991,8 +999,8 @@ async function renderAdmin() {
       const tok = tokens.get(`device:${n}`);
       const e = encodeURIComponent(n);
       return h('tr', { dataset: { device: n } }, h('td', {}, n),
-        h('td', {}, h('select', { 'aria-label': `${n} room`, onchange: (ev) => adminWrite(d._id, (x) => { x.type = 'device'; x.aggregate = ev.target.value || null; }) }, ...opts(aggs, d.aggregate))),
-        h('td', {}, h('select', { 'aria-label': `${n} codec`, onchange: (ev) => adminWrite(d._id, (x) => { x.type = 'device'; x.codec = ev.target.value; }) },
+        h('td', {}, h('select', { 'aria-label': `${n} room`, onchange: (ev) => { const v = ev.target.value; adminWrite(d._id, (x) => { x.type = 'device'; x.aggregate = v || null; }); } }, ...opts(aggs, d.aggregate))),
+        h('td', {}, h('select', { 'aria-label': `${n} codec`, onchange: (ev) => { const v = ev.target.value; adminWrite(d._id, (x) => { x.type = 'device'; x.codec = v; }); } },
           ...['mp3', 'opus'].map((v) => h('option', { value: v, selected: (d.codec || 'mp3') === v }, v)))),
         h('td', { class: 'urls' }, tok ? [urlRow('MP3', `${base}/device/${e}/${tok}/stream.mp3`), urlRow('Opus', `${base}/device/${e}/${tok}/stream.opus`), urlRow('RTSP', `${rtsp}/device/${e}/${tok}`)]
           : h('button', { onclick: async () => { tokens.set(`device:${n}`, await ensureToken('device', n)); renderAdmin(); } }, 'Make token')),
@@ -1019,7 +1027,7 @@ async function renderAdmin() {
     ...users.map((n) => {
       const d = S.users.get(n);
       return h('tr', { dataset: { user: n } }, h('td', {}, n),
-        h('td', {}, h('select', { 'aria-label': `${n} room`, onchange: (ev) => adminWrite(d._id, (x) => { x.type = 'user'; x.aggregate = ev.target.value || null; }) }, ...opts(aggs, d.aggregate))),
+        h('td', {}, h('select', { 'aria-label': `${n} room`, onchange: (ev) => { const v = ev.target.value; adminWrite(d._id, (x) => { x.type = 'user'; x.aggregate = v || null; }); } }, ...opts(aggs, d.aggregate))),
         h('td', {}, d.lockout ? 'yes' : 'no'), h('td', {}, `${d.session_timeout ?? 300} s`));
     }));
 }
