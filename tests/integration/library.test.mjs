@@ -259,8 +259,10 @@ test('search: a word prefix of an artist, accents folded', async () => {
   assert.deepEqual(relsOf(nandu), ['Various/Lossless/02 Flac With Art.flac', 'Various/Lossless/03 Vorbis Tone.ogg']);
   const bjork = await search(['any', 'bjo'], ['any', 'bjo\ufff0']);
   assert.deepEqual(relsOf(bjork), ['Björk Guðmundsdóttir/Vespertine/01 Hidden Place.mp3']);
-  // the value groups by album and orders by disc and track
-  assert.deepEqual(bjork[0].value, ['Björk Guðmundsdóttir', 'Vespertine', 1, 1]);
+  // the value groups by album, orders by disc and track, and carries what a
+  // result line shows (title, genre, date) and whether there is more
+  assert.deepEqual(bjork[0].value.slice(0, 4), ['Björk Guðmundsdóttir', 'Vespertine', 1, 1]);
+  assert.deepEqual(bjork[0].value.slice(4, 7), ['Hidden Place', 'Electronic', '2001-08-27']);
 });
 
 test('search: an exact album', async () => {
