@@ -83,45 +83,6 @@ static int roster_edit(json_t *doc, bool existed, void *arg)
     return 1;
 }
 
-/* matriz_peer among the members of the main database, so that peers can
- * follow the roster (imes init sets the other roles and keeps this one). */
-static int allow_reading(struct cli *cli)
-{
-    char *dbpath = couch_path(cli->db, NULL), path[512];
-    json_t *sec = NULL, *members, *roles, *resp = NULL;
-    long st;
-    int r = 0;
-
-    snprintf(path, sizeof(path), "%s/_security", dbpath);
-    free(dbpath);
-    st = cli_request(cli, "GET", path, NULL, &sec);
-    if (st != 200 || !json_is_object(sec)) {
-        r = cli_fail(st, sec, "GET %s:", path);
-        json_decref(sec);
-        return r;
-    }
-    members = json_object_get(sec, "members");
-    roles = json_object_get(members, "roles");
-    if (!json_is_array(roles) || json_array_size(roles) == 0) {
-        /* Empty members would make the database public: imes init first. */
-        fprintf(stderr, "imes peer add: %s has no members in its _security: run imes init\n",
-                cli->db);
-        json_decref(sec);
-        return CLI_EXIT_FAIL;
-    }
-    if (!has_role(roles, ROLE)) {
-        json_array_append_new(roles, json_string(ROLE));
-        st = cli_request(cli, "PUT", path, sec, &resp);
-        if (st == 200 || st == 201)
-            printf("security of %s: members may now have role %s\n", cli->db, ROLE);
-        else
-            r = cli_fail(st, resp, "PUT %s:", path);
-    }
-    json_decref(resp);
-    json_decref(sec);
-    return r;
-}
-
 static int peer_add(struct cli *cli, int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -156,8 +117,6 @@ static int peer_add(struct cli *cli, int argc, char **argv)
     if (!cli_name_ok("peer", name))
         return CLI_EXIT_USAGE;
     if ((r = cli_connect(cli, NULL)) != 0)
-        return r;
-    if ((r = allow_reading(cli)) != 0)
         return r;
 
     snprintf(id, sizeof(id), "org.couchdb.user:%s", name);

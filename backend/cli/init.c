@@ -3,7 +3,8 @@
  * sets up: each database's _security (who may read at all) and the
  * validate_doc_update of its design document (who may write which document).
  *
- *   <name>:          members roles imes_user, imes_admin; admins role imes_admin
+ *   <name>:          members roles imes_user, imes_admin, matriz_peer (Matriz peers
+ *                    follow the roster of peer: docs); admins role imes_admin
  *   <name>_private:  members and admins role imes_admin only
  *
  * A database whose members list is empty is public in CouchDB, so both always
@@ -214,7 +215,7 @@ static int init_run(struct cli *cli, int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     static const char *const main_admins[] = {"imes_admin", NULL};
-    static const char *const main_members[] = {"imes_user", "imes_admin", NULL};
+    static const char *const main_members[] = {"imes_user", "imes_admin", "matriz_peer", NULL};
     static const char *const priv_admins[] = {"imes_admin", NULL};
     static const char *const priv_members[] = {"imes_admin", NULL};
     const char *couchapp = NULL;

@@ -52,7 +52,7 @@ describe('imes init', () => {
     assert.match(r.stdout, /design doc _design\/imes_private in imes_private created/);
 
     const sec = (await get('/imes/_security')).body;
-    assert.deepEqual(sec.members.roles.sort(), ['imes_admin', 'imes_user']);
+    assert.deepEqual(sec.members.roles.sort(), ['imes_admin', 'imes_user', 'matriz_peer']);
     assert.deepEqual(sec.admins.roles, ['imes_admin']);
     const psec = (await get('/imes_private/_security')).body;
     assert.deepEqual(psec.members.roles, ['imes_admin']);
