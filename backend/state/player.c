@@ -118,6 +118,7 @@ struct track_map {
     char file[DOCS_FILE_ID_MAX + 1];
     char title[256];
     double duration;
+    double start; /* seconds into the file it begins at */
 };
 
 #define TRACKS_KEPT 4
@@ -972,6 +973,7 @@ static void file_fetched(const struct couch_response *resp, void *arg)
     else
         snprintf(tm->title, sizeof(tm->title), "%s", title ? title : name ? name : "");
     tm->duration = json_number_value(json_object_get(body, "duration"));
+    tm->start = pr->start;
     double peak;
     struct pipeline_track t = {.id = tm->id,
                                .path = path,
@@ -1084,6 +1086,7 @@ static void handle_events(struct p_channel *c, const struct pipeline_output *out
             snprintf(c->title, sizeof(c->title), "%s", tm->title);
             snprintf(c->file, sizeof(c->file), "%s", tm->file);
             c->duration = tm->duration;
+            c->position = tm->start; /* the event shows where the new track begins */
             channel_touch(c);
             prefetch_after(c, hmap_get(c->pl->entries, tm->entry));
             break;
