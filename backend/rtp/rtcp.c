@@ -117,7 +117,7 @@ static void read_sdes(struct rtcp_info *out, const uint8_t *p, size_t len, int c
 {
     /* chunks: SSRC, items until a null item, padding to a word */
     size_t off = 0;
-    for (int c = 0; c < count && len - off >= 4; c++) {
+    for (int c = 0; c < count && off <= len && len - off >= 4; c++) {
         uint32_t ssrc = rtp_rd32(p + off);
         off += 4;
         while (off < len && p[off] != 0) {
