@@ -10,6 +10,8 @@
 //   RTP stream itself (rtp://@port, payload type 14) after this file's own
 //   client set the session up. Its RTP module has no Opus depayloader, so VLC
 //   is MP3 only;
+// - a muted device (a delegate holds it) gets silence over RTSP as over
+//   HTTP, and its sound back when let go;
 // - this file's own client (tests/lib/rtsp.mjs) checks the protocol: SDP,
 //   Transport, RTP headers and timestamps, RTCP sender reports, receiver
 //   reports shown in /metrics, PAUSE/PLAY, TEARDOWN, a vanished client and
@@ -27,11 +29,12 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT, startCouch, writeConfig, imes, startImesd, waitFor } from '../lib/harness.mjs';
-import { decode, toneTimeline } from '../lib/audio.mjs';
+import { decode, toneTimeline, rms, dbfs } from '../lib/audio.mjs';
 import { RtspClient, parseRtp, parseRtcp, rtcpRr, udpSocket, udpPair } from '../lib/rtsp.mjs';
 
 let couch, cfg, imesd, events;
 const urls = {}; // kitchen: rtsp URL (MP3 device), den: (Opus device)
+const delegate = {}; // phone, for kitchen: { pause, unpause }
 const PASSWORD = 'alice secret';
 const basic = (u, p) => 'Basic ' + Buffer.from(`${u}:${p}`).toString('base64');
 const TONES = [440, 550, 660, 220, 330, 880];
@@ -134,6 +137,9 @@ before(async () => {
     const r = await ok(['device', 'add', name, '--aggregate', 'home', '--codec', codec]);
     urls[name] = r.stdout.split('\n').find((l) => l.startsWith('rtsp://'));
   }
+  const d = await ok(['delegate', 'add', 'phone', '--device', 'kitchen']);
+  const [pause, , unpause] = d.stdout.split('\n').filter((l) => /^https?:\/\//.test(l));
+  Object.assign(delegate, { pause, unpause });
   await ok(['enqueue', 'jazz', 'sine', 'waves']);
   imesd = await startImesd(cfg);
   events = http.get(`${imesd.url}/api/events`, { headers: { Authorization: basic('alice', PASSWORD) } });
@@ -498,5 +504,20 @@ describe('bad input', () => {
     u.close();
     const h = await fetch(`${imesd.url}/healthz`);
     assert.equal(h.status, 200);
+  });
+});
+
+describe('a muted device', () => {
+  test('gets silence over RTSP, as over HTTP, and its sound back when let go', async () => {
+    assert.equal((await fetch(delegate.pause)).status, 200);
+    await sleep(1500); // past the fade, and past what a new session's burst holds
+    const muted = (await decode(urls.kitchen, { seconds: 3, inputArgs: ['-rtsp_transport', 'tcp'] })).samples;
+    assert.ok(muted.length >= 2 * 48000, `${muted.length} samples`);
+    const level = dbfs(rms(muted, 0, muted.length));
+    assert.ok(level < -50, `muted: ${level.toFixed(1)} dBFS`);
+    assert.equal((await fetch(delegate.unpause)).status, 200);
+    await sleep(1500);
+    const back = (await decode(urls.kitchen, { seconds: 4, inputArgs: ['-rtsp_transport', 'udp'] })).samples;
+    checkTones('unmuted', back, 4);
   });
 });
