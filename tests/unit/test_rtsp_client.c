@@ -324,7 +324,9 @@ static void session(void **state, int udp_server, struct rtsp_client_options o, 
     assert_true(r.ready >= 1);
     assert_int_equal(r.tcp, expect_tcp);
     assert_int_equal(st.fallbacks, expect_fallback);
-    assert_int_equal(r.packets, 200);
+    /* It stops the loop at 200; a busy machine can deliver a few more in
+     * the same pass (the server sends the frames that fell due together). */
+    assert_true(r.packets >= 200 && r.packets <= 210);
     assert_int_equal(r.out_of_order, 0);
     /* paced in real time: 200 frames of 5 ms, not a burst */
     assert_true(r.last_arrival - r.first_arrival > 0.9);
