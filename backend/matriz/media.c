@@ -73,8 +73,12 @@ struct media *media_new(struct ev_loop *loop, const struct peer_config *cfg)
     struct rtsp_server_options so = {
         .bind_host = cfg->net.bind_host,
         .rtp_port = cfg->net.rtp_min,
-        /* Live audio: nothing is held back to send as a start-up burst. */
+        /* Live audio: nothing is held back to send as a start-up burst, and
+         * a frame leaves the moment the sound card delivered it (no cushion
+         * behind the source: that would add its length to the latency). */
         .startup_s = -1,
+        .cushion_s = -1,
+        .live = 1,
         /* Receivers' reports come every second: a session whose receiver is
          * gone ends soon, not after a minute. */
         .session_timeout_s = 10,

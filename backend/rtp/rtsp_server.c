@@ -132,6 +132,7 @@ struct rtsp_server {
     struct rtsp_provider prov;
     void *prov_arg;
     double timeout, sr_interval, cushion, startup;
+    int live;
     size_t max_sessions, mtu;
     char prefix[64];
     char cname[RTCP_CNAME_MAX + 1];
@@ -434,7 +435,7 @@ static void pump(struct session *s)
             break;
         struct qframe *f = &s->q[s->qhead];
         double now = timeutil_mono();
-        double due = s->anchor + (double)s->media_pos / rate;
+        double due = S->live ? now : s->anchor + (double)s->media_pos / rate;
         if (due - now > EARLY) {
             s->next_due = due;
             sched_at(S, due);
@@ -1256,6 +1257,7 @@ struct rtsp_server *rtsp_server_new(struct ev_loop *loop, struct httpd *h,
     S->prov_arg = prov_arg;
     S->timeout = opt->session_timeout_s > 0 ? opt->session_timeout_s : 60;
     S->sr_interval = opt->sr_interval_s > 0 ? opt->sr_interval_s : 5;
+    S->live = opt->live;
     S->cushion = opt->cushion_s > 0 ? opt->cushion_s : opt->cushion_s < 0 ? 0 : 0.1;
     S->startup = opt->startup_s == 0 ? -1 : opt->startup_s < 0 ? 0 : opt->startup_s;
     S->max_sessions = opt->max_sessions ? opt->max_sessions : 1024;

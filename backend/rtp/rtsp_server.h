@@ -145,6 +145,10 @@ struct rtsp_server_options {
     size_t mtu;                 /* 0 = RTP_DEFAULT_MTU */
     const char *metrics_prefix; /* NULL = "imes_rtsp" */
     const char *cname;          /* SDES CNAME; NULL = "imes@<hostname>" */
+    int live;                   /* a live source (a sound card): each frame leaves the
+                                 * moment the source gives it, no schedule of our own —
+                                 * the source's clock paces, and a sound card running a
+                                 * little fast cannot make frames wait longer and longer */
 };
 
 /* Installs itself as h's RTSP handler and opens the UDP sockets. NULL on
