@@ -26,6 +26,7 @@
 #include "core/token.h"
 #include "state/auth.h"
 #include "state/player.h"
+#include "stream/http_parser.h"
 #include "stream/httpd.h"
 
 /* Comments on an idle event stream: proxies (nginx's proxy_read_timeout is
@@ -83,18 +84,6 @@ struct api {
 
 /* ---- pure helpers ---- */
 
-static int segment(const char **p, char *out, size_t outlen)
-{
-    const char *s = *p, *e = strchr(s, '/');
-    size_t n = e ? (size_t)(e - s) : strlen(s);
-    if (n == 0 || n >= outlen)
-        return -ENOENT;
-    memcpy(out, s, n);
-    out[n] = '\0';
-    *p = e ? e + 1 : s + n;
-    return e ? 1 : 0;
-}
-
 int api_parse_delegate(const char *path, struct api_delegate_url *u)
 {
     static const char prefix[] = "/delegate/";
@@ -104,9 +93,9 @@ int api_parse_delegate(const char *path, struct api_delegate_url *u)
     if (!path || strncmp(path, prefix, sizeof(prefix) - 1) != 0)
         return -ENOENT;
     const char *p = path + sizeof(prefix) - 1;
-    if (segment(&p, u->name, sizeof(u->name)) != 1 ||
-        segment(&p, u->token, sizeof(u->token)) != 1 ||
-        (r = segment(&p, action, sizeof(action))) < 0)
+    if (http_path_segment(&p, u->name, sizeof(u->name)) != 1 ||
+        http_path_segment(&p, u->token, sizeof(u->token)) != 1 ||
+        (r = http_path_segment(&p, action, sizeof(action))) < 0)
         goto bad;
     if (!auth_name_valid(u->name) || !token_well_formed(u->token))
         goto bad;

@@ -672,3 +672,15 @@ enum http_result http_parse(struct http_parser *p, const void *data, size_t len,
         return fail(p, m, 500, "out of memory");
     return HTTP_REQUEST;
 }
+
+int http_path_segment(const char **p, char *out, size_t outlen)
+{
+    const char *s = *p, *e = strchr(s, '/');
+    size_t n = e ? (size_t)(e - s) : strlen(s);
+    if (n == 0 || n >= outlen)
+        return -ENOENT;
+    memcpy(out, s, n);
+    out[n] = '\0';
+    *p = e ? e + 1 : s + n;
+    return e ? 1 : 0;
+}

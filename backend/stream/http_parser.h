@@ -124,6 +124,12 @@ enum http_result http_parse(struct http_parser *p, const void *data, size_t len,
 /* After HTTP_NEED_MORE: 1 if the head is complete and only body bytes are
  * missing (the caller's head timeout no longer applies), else 0. */
 int http_parser_head_done(const struct http_parser *p);
+
+/* For routes of the form /a/<x>/<y>/...: copies the path segment at *p (up
+ * to the next '/' or the end) into out and moves *p past it and its '/'.
+ * Returns 1 if a '/' followed, 0 at the end of the path, -ENOENT for an
+ * empty segment or one that does not fit in outlen (with its NUL). */
+int http_path_segment(const char **p, char *out, size_t outlen);
 /* 1 if, in addition, the request asked "Expect: 100-continue": the caller should
  * send "HTTP/1.1 100 Continue" once so that the client sends its body. */
 int http_parser_expects_continue(const struct http_parser *p);

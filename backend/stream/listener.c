@@ -24,6 +24,7 @@
 #include "core/token.h"
 #include "state/auth.h"
 #include "state/player.h"
+#include "stream/http_parser.h"
 #include "stream/httpd.h"
 #include "stream/icy.h"
 #include "stream/oggmux.h"
@@ -110,19 +111,6 @@ struct listener {
 
 /* ---- URL ---- */
 
-/* Copies the segment at *p up to the next '/' (or the end) into out. */
-static int segment(const char **p, char *out, size_t outlen)
-{
-    const char *s = *p, *e = strchr(s, '/');
-    size_t n = e ? (size_t)(e - s) : strlen(s);
-    if (n == 0 || n >= outlen)
-        return -ENOENT;
-    memcpy(out, s, n);
-    out[n] = '\0';
-    *p = e ? e + 1 : s + n;
-    return e ? 1 : 0; /* 1: a '/' followed */
-}
-
 int listener_parse_path(const char *path, struct listener_url *u)
 {
     static const char prefix[] = "/device/";
@@ -131,8 +119,9 @@ int listener_parse_path(const char *path, struct listener_url *u)
     if (!path || strncmp(path, prefix, sizeof(prefix) - 1) != 0)
         return -ENOENT;
     const char *p = path + sizeof(prefix) - 1;
-    if (segment(&p, u->name, sizeof(u->name)) != 1 ||
-        segment(&p, u->token, sizeof(u->token)) != 1 || segment(&p, file, sizeof(file)) != 0)
+    if (http_path_segment(&p, u->name, sizeof(u->name)) != 1 ||
+        http_path_segment(&p, u->token, sizeof(u->token)) != 1 ||
+        http_path_segment(&p, file, sizeof(file)) != 0)
         goto bad;
     if (!auth_name_valid(u->name) || !token_well_formed(u->token))
         goto bad;

@@ -15,6 +15,7 @@
 #include "core/token.h"
 #include "rtp/rtsp_server.h"
 #include "state/player.h"
+#include "stream/http_parser.h"
 
 /* The player's start-up burst for a session: the server keeps 0.1 s of it
  * as its cushion (rtsp_server_options.cushion_s: frames are queued before
@@ -51,18 +52,6 @@ static const char *const codec_names[] = {"mp3", "opus"};
 
 /* ---- URL ---- */
 
-static int segment(const char **p, char *out, size_t outlen)
-{
-    const char *s = *p, *e = strchr(s, '/');
-    size_t n = e ? (size_t)(e - s) : strlen(s);
-    if (n == 0 || n >= outlen)
-        return -ENOENT;
-    memcpy(out, s, n);
-    out[n] = '\0';
-    *p = e ? e + 1 : s + n;
-    return e ? 1 : 0;
-}
-
 int rtsp_device_parse_path(const char *path, struct rtsp_device_url *u)
 {
     static const char prefix[] = "/device/";
@@ -71,15 +60,15 @@ int rtsp_device_parse_path(const char *path, struct rtsp_device_url *u)
         return -ENOENT;
     const char *p = path + sizeof(prefix) - 1;
     char codec[8];
-    int r = segment(&p, u->name, sizeof(u->name));
+    int r = http_path_segment(&p, u->name, sizeof(u->name));
     if (r != 1)
         goto bad;
-    r = segment(&p, u->token, sizeof(u->token));
+    r = http_path_segment(&p, u->token, sizeof(u->token));
     if (r < 0)
         goto bad;
     u->codec = RTSP_DEVICE_MP3;
     if (r == 1 && *p) {
-        if (segment(&p, codec, sizeof(codec)) < 0 || *p)
+        if (http_path_segment(&p, codec, sizeof(codec)) < 0 || *p)
             goto bad;
         if (strcmp(codec, "opus") == 0)
             u->codec = RTSP_DEVICE_OPUS;
