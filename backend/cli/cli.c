@@ -328,6 +328,28 @@ int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
     return CLI_EXIT_USAGE;
 }
 
+int cli_run_subcommand(struct cli *cli, const struct cli_command *cmd,
+                       const struct cli_subcommand *subs, int argc, char **argv)
+{
+    if (argc < 2) {
+        char names[256] = "";
+        size_t n = 0;
+        for (const struct cli_subcommand *sc = subs; sc->name; sc++)
+            n += (size_t)snprintf(names + n, n < sizeof(names) ? sizeof(names) - n : 0, "%s%s",
+                                  sc == subs ? "" : ", ", sc->name);
+        return cli_usage_error(cmd, "which? (%s)", names);
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(cmd->usage, stdout);
+        return CLI_EXIT_OK;
+    }
+    for (const struct cli_subcommand *sc = subs; sc->name; sc++)
+        if (strcmp(argv[1], sc->name) == 0)
+            return sc->run(cli, argc - 1, argv + 1);
+    return cli_usage_error(cmd, "unknown subcommand %s", argv[1]);
+}
+
 int cli_getopt(const struct cli_command *cmd, int argc, char **argv, const char *shortopts,
                const struct option *longopts)
 {

@@ -100,6 +100,17 @@ int cli_getopt(const struct cli_command *cmd, int argc, char **argv, const char 
 int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* A command made of subcommands ("imes channel add ..."). */
+struct cli_subcommand {
+    const char *name;
+    int (*run)(struct cli *cli, int argc, char **argv); /* argv[0] is the subcommand */
+};
+/* Runs the subcommand argv[1] names among subs (ended by a NULL name):
+ * "--help", "-h" and "help" print cmd's usage; none or an unknown one is a
+ * usage error that lists them. */
+int cli_run_subcommand(struct cli *cli, const struct cli_command *cmd,
+                       const struct cli_subcommand *subs, int argc, char **argv);
+
 /* Whether argv holds --help or -h before any "--". */
 bool cli_wants_help(int argc, char **argv);
 

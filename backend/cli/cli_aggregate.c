@@ -176,18 +176,9 @@ static int aggregate_join(struct cli *cli, int argc, char **argv)
 
 static int aggregate_run(struct cli *cli, int argc, char **argv)
 {
-    if (argc < 2)
-        return cli_usage_error(&cli_aggregate_command, "which? (add, join)");
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
-        fputs(aggregate_usage, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (strcmp(argv[1], "add") == 0)
-        return aggregate_add(cli, argc - 1, argv + 1);
-    if (strcmp(argv[1], "join") == 0)
-        return aggregate_join(cli, argc - 1, argv + 1);
-    return cli_usage_error(&cli_aggregate_command, "unknown subcommand %s", argv[1]);
+    static const struct cli_subcommand subs[] = {
+        {"add", aggregate_add}, {"join", aggregate_join}, {NULL, NULL}};
+    return cli_run_subcommand(cli, &cli_aggregate_command, subs, argc, argv);
 }
 
 const struct cli_command cli_aggregate_command = {

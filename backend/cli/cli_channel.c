@@ -121,16 +121,8 @@ static int channel_add(struct cli *cli, int argc, char **argv)
 
 static int channel_run(struct cli *cli, int argc, char **argv)
 {
-    if (argc < 2)
-        return cli_usage_error(&cli_channel_command, "which? (add)");
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
-        fputs(channel_usage, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (strcmp(argv[1], "add") == 0)
-        return channel_add(cli, argc - 1, argv + 1);
-    return cli_usage_error(&cli_channel_command, "unknown subcommand %s", argv[1]);
+    static const struct cli_subcommand subs[] = {{"add", channel_add}, {NULL, NULL}};
+    return cli_run_subcommand(cli, &cli_channel_command, subs, argc, argv);
 }
 
 const struct cli_command cli_channel_command = {

@@ -152,16 +152,8 @@ out:
 
 static int delegate_run(struct cli *cli, int argc, char **argv)
 {
-    if (argc < 2)
-        return cli_usage_error(&cli_delegate_command, "which? (add)");
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
-        fputs(delegate_usage, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (strcmp(argv[1], "add") == 0)
-        return delegate_add(cli, argc - 1, argv + 1);
-    return cli_usage_error(&cli_delegate_command, "unknown subcommand %s", argv[1]);
+    static const struct cli_subcommand subs[] = {{"add", delegate_add}, {NULL, NULL}};
+    return cli_run_subcommand(cli, &cli_delegate_command, subs, argc, argv);
 }
 
 const struct cli_command cli_delegate_command = {

@@ -138,16 +138,8 @@ static int device_add(struct cli *cli, int argc, char **argv)
 
 static int device_run(struct cli *cli, int argc, char **argv)
 {
-    if (argc < 2)
-        return cli_usage_error(&cli_device_command, "which? (add)");
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
-        fputs(device_usage, stdout);
-        return CLI_EXIT_OK;
-    }
-    if (strcmp(argv[1], "add") == 0)
-        return device_add(cli, argc - 1, argv + 1);
-    return cli_usage_error(&cli_device_command, "unknown subcommand %s", argv[1]);
+    static const struct cli_subcommand subs[] = {{"add", device_add}, {NULL, NULL}};
+    return cli_run_subcommand(cli, &cli_device_command, subs, argc, argv);
 }
 
 const struct cli_command cli_device_command = {

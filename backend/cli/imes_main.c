@@ -25,12 +25,10 @@
 #include "core/log.h"
 
 static const struct cli_command *const commands[] = {
-    &init_command,         &cli_user_command,      &cli_device_command,
-    &cli_delegate_command, &cli_status_command,    &cli_scan_command,
-    &cli_channel_command,  &cli_aggregate_command, &cli_enqueue_command,
-    &cli_playlist_command, &cli_play_command,      &cli_pause_command,
-    &cli_resume_command,   &cli_skip_command,      &cli_peer_command,
-    NULL,
+    &init_command,        &cli_user_command,     &cli_device_command,  &cli_delegate_command,
+    &cli_status_command,  &cli_scan_command,     &cli_channel_command, &cli_aggregate_command,
+    &cli_enqueue_command, &cli_playlist_command, &cli_play_command,    &cli_pause_command,
+    &cli_resume_command,  &cli_skip_command,     &cli_peer_command,    NULL,
 };
 
 static void usage(FILE *out)
