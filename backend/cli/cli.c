@@ -328,6 +328,19 @@ int cli_usage_error(const struct cli_command *cmd, const char *fmt, ...)
     return CLI_EXIT_USAGE;
 }
 
+int cli_name_arg(const struct cli_command *cmd, const char *what, int argc, char **argv,
+                 const char **name)
+{
+    if (optind >= argc)
+        return cli_usage_error(cmd, "NAME missing");
+    if (optind + 1 < argc)
+        return cli_usage_error(cmd, "unexpected argument %s", argv[optind + 1]);
+    if (!cli_name_ok(what, argv[optind]))
+        return CLI_EXIT_USAGE;
+    *name = argv[optind];
+    return 0;
+}
+
 int cli_run_subcommand(struct cli *cli, const struct cli_command *cmd,
                        const struct cli_subcommand *subs, int argc, char **argv)
 {

@@ -87,6 +87,11 @@ int cli_token(struct cli *cli, const char *kind, const char *name, bool renew, c
 /* Whether name is usable in document ids and URLs: 1 to 64 of [A-Za-z0-9._@-],
  * not starting with '.', '_' or '-'. Prints why not, naming what. */
 bool cli_name_ok(const char *what, const char *name);
+/* The one NAME operand after the options (argv[optind]) of a command like
+ * "imes channel add NAME": missing, followed by another argument, or not a
+ * valid name is a usage error (printed). 0 and *name, or CLI_EXIT_USAGE. */
+int cli_name_arg(const struct cli_command *cmd, const char *what, int argc, char **argv,
+                 const char **name);
 
 /* getopt_long with the messages of this CLI. Returns the option, -1 at the end,
  * or '?' after printing "imes CMD: unknown option ..." (or a missing argument)

@@ -78,13 +78,8 @@ static int aggregate_add(struct cli *cli, int argc, char **argv)
             return CLI_EXIT_USAGE;
         }
     }
-    if (optind >= argc)
-        return cli_usage_error(&add_command, "NAME missing");
-    if (optind + 1 < argc)
-        return cli_usage_error(&add_command, "unexpected argument %s", argv[optind + 1]);
-    name = argv[optind];
-    if (!cli_name_ok("aggregate", name))
-        return CLI_EXIT_USAGE;
+    if ((r = cli_name_arg(&add_command, "aggregate", argc, argv, &name)) != 0)
+        return r;
     if (ae.channel && *ae.channel && !cli_name_ok("channel", ae.channel))
         return CLI_EXIT_USAGE;
     if ((r = cli_connect(cli, NULL)) != 0)

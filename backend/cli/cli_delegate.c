@@ -93,16 +93,7 @@ static int delegate_add(struct cli *cli, int argc, char **argv)
             goto out;
         }
     }
-    if (optind >= argc) {
-        r = cli_usage_error(&add_command, "NAME missing");
-        goto out;
-    }
-    if (optind + 1 < argc) {
-        r = cli_usage_error(&add_command, "unexpected argument %s", argv[optind + 1]);
-        goto out;
-    }
-    name = argv[optind];
-    if (!cli_name_ok("delegate", name))
+    if ((r = cli_name_arg(&add_command, "delegate", argc, argv, &name)) != 0)
         goto out;
     if (json_array_size(de.devices) == 0) {
         r = cli_usage_error(&add_command, "at least one --device D is needed");

@@ -94,13 +94,8 @@ static int device_add(struct cli *cli, int argc, char **argv)
             return CLI_EXIT_USAGE;
         }
     }
-    if (optind >= argc)
-        return cli_usage_error(&add_command, "NAME missing");
-    if (optind + 1 < argc)
-        return cli_usage_error(&add_command, "unexpected argument %s", argv[optind + 1]);
-    name = argv[optind];
-    if (!cli_name_ok("device", name))
-        return CLI_EXIT_USAGE;
+    if ((r = cli_name_arg(&add_command, "device", argc, argv, &name)) != 0)
+        return r;
     if (de.aggregate && *de.aggregate && !cli_name_ok("aggregate", de.aggregate))
         return CLI_EXIT_USAGE;
     if (de.codec && strcmp(de.codec, "mp3") != 0 && strcmp(de.codec, "opus") != 0)

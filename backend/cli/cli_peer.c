@@ -14,6 +14,7 @@
 
 #include "core/token.h"
 #include "couch/couch.h"
+#include "state/auth.h"
 
 #define ROLE "matriz_peer"
 
@@ -30,18 +31,6 @@ static const char peer_usage[] =
 
 static const struct cli_command add_command = {.name = "peer add", .usage = peer_usage};
 
-static int has_role(const json_t *roles, const char *role)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(roles, i, v)
-    {
-        if (json_is_string(v) && strcmp(json_string_value(v), role) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 struct login_edit {
     const char *name;
     const char *key; /* NULL: keep the password */
@@ -52,7 +41,7 @@ static int login_edit(json_t *doc, bool existed, void *arg)
 {
     struct login_edit *le = arg;
     json_t *roles = json_object_get(doc, "roles");
-    if (existed && !has_role(roles, ROLE)) {
+    if (existed && !auth_has_role(roles, ROLE)) {
         le->refused = true;
         fprintf(stderr, "imes peer add: %s is a user but not a Matriz peer; not changed\n",
                 le->name);
@@ -64,7 +53,7 @@ static int login_edit(json_t *doc, bool existed, void *arg)
         roles = json_array();
         json_object_set_new(doc, "roles", roles);
     }
-    if (!has_role(roles, ROLE))
+    if (!auth_has_role(roles, ROLE))
         json_array_append_new(roles, json_string(ROLE));
     json_object_set_new(doc, "name", json_string(le->name));
     json_object_set_new(doc, "type", json_string("user"));
@@ -109,13 +98,8 @@ static int peer_add(struct cli *cli, int argc, char **argv)
             return CLI_EXIT_USAGE;
         }
     }
-    if (optind >= argc)
-        return cli_usage_error(&add_command, "NAME missing");
-    if (optind + 1 < argc)
-        return cli_usage_error(&add_command, "unexpected argument %s", argv[optind + 1]);
-    name = argv[optind];
-    if (!cli_name_ok("peer", name))
-        return CLI_EXIT_USAGE;
+    if ((r = cli_name_arg(&add_command, "peer", argc, argv, &name)) != 0)
+        return r;
     if ((r = cli_connect(cli, NULL)) != 0)
         return r;
 

@@ -175,13 +175,8 @@ static int user_add(struct cli *cli, int argc, char **argv)
             return CLI_EXIT_USAGE;
         }
     }
-    if (optind >= argc)
-        return cli_usage_error(&add_command, "NAME missing");
-    if (optind + 1 < argc)
-        return cli_usage_error(&add_command, "unexpected argument %s", argv[optind + 1]);
-    name = argv[optind];
-    if (!cli_name_ok("user", name))
-        return CLI_EXIT_USAGE;
+    if ((r = cli_name_arg(&add_command, "user", argc, argv, &name)) != 0)
+        return r;
     /* Check the configuration and the server before asking for a password. */
     if ((r = cli_connect(cli, NULL)) != 0)
         return r;

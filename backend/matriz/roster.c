@@ -529,18 +529,6 @@ static void probe_start(struct client *c)
 
 /* ---- requests ---- */
 
-static int has_role(const json_t *roles, const char *role)
-{
-    size_t i;
-    json_t *v;
-    json_array_foreach(roles, i, v)
-    {
-        if (json_is_string(v) && strcmp(json_string_value(v), role) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 static void stats_take(struct client *c, struct entry *e)
 {
     struct roster *r = c->r;
@@ -577,7 +565,7 @@ static void on_session(int result, const struct auth_user *u, void *arg)
         respond(c, 401, "WWW-Authenticate: Basic realm=\"IMES Matriz\"\r\n", unauthorized);
         return;
     }
-    if (!has_role(u->roles, ROLE) || !auth_name_valid(u->name)) {
+    if (!auth_has_role(u->roles, ROLE) || !auth_name_valid(u->name)) {
         r->st.forbidden++;
         respond(c, 403, NULL, forbidden);
         return;

@@ -468,17 +468,22 @@ static bool session_cookie(const char *h, char *out, size_t outlen)
     return false;
 }
 
-static bool has_member_role(const json_t *roles)
+bool auth_has_role(const json_t *roles, const char *role)
 {
     size_t i;
     json_t *v;
     json_array_foreach(roles, i, v)
     {
-        const char *r = json_string_value(v);
-        if (r && (!strcmp(r, "imes_user") || !strcmp(r, "imes_admin") || !strcmp(r, "_admin")))
+        if (json_is_string(v) && strcmp(json_string_value(v), role) == 0)
             return true;
     }
     return false;
+}
+
+static bool has_member_role(const json_t *roles)
+{
+    return auth_has_role(roles, "imes_user") || auth_has_role(roles, "imes_admin") ||
+           auth_has_role(roles, "_admin");
 }
 
 static void session_done(const struct couch_response *r, void *arg)

@@ -77,6 +77,9 @@ typedef void (*auth_token_cb)(int result, void *arg);
 struct auth_wait *auth_token_check(struct auth *a, const char *kind, const char *name,
                                    const char *token, auth_token_cb cb, void *arg);
 
+/* Whether a CouchDB roles array (of a session or a _users doc) holds role. */
+bool auth_has_role(const json_t *roles, const char *role);
+
 struct auth_user {
     const char *name;    /* the CouchDB user */
     const json_t *roles; /* array of role strings */
