@@ -23,6 +23,8 @@
 
 #define BACKOFF_FIRST 0.5
 #define BACKOFF_MAX   5.0
+/* RTCP reports, both ways (RFC 3550 §6.2 lets a small session go below 5 s). */
+#define RTCP_INTERVAL_S 1.0
 
 struct media {
     struct ev_loop *loop;
@@ -80,9 +82,11 @@ struct media *media_new(struct ev_loop *loop, const struct peer_config *cfg)
         .cushion_s = -1,
         .live = 1,
         /* Receivers' reports come every second: a session whose receiver is
-         * gone ends soon, not after a minute. */
+         * gone ends soon, not after a minute. Our reports too (not every 5 s
+         * as imesd's): a handful of members, a few hundred bytes a second,
+         * and the stats posted every 2 s see a fresh RTT and loss. */
         .session_timeout_s = 10,
-        .sr_interval_s = 1,
+        .sr_interval_s = RTCP_INTERVAL_S,
         .metrics_prefix = "matriz_rtsp",
     };
     if (!(m->server = rtsp_server_new(loop, m->httpd, &so, &tx_provider, m->tx))) {
@@ -176,7 +180,9 @@ static void link_connect(struct link_media *lm)
         .udp_min = c->net.rtp_min + 2,
         .udp_max = c->net.rtp_max,
         .cname = cname,
-        /* Keep-alives measure the round trip too: often enough for the
+        /* RRs (with the XR RRTR that brings back our RTT) every second. */
+        .rr_interval_s = RTCP_INTERVAL_S,
+        /* Keep-alives measure the RTSP round trip: often enough for the
          * stats posted every 2 s. */
         .keepalive_s = 2,
     };
@@ -221,7 +227,7 @@ static json_t *link_stats(void *media)
 {
     struct link_media *lm = media;
     struct rx *rx = atomic_load(&lm->rx);
-    struct rtsp_client_stats cs = {.rtt_s = -1};
+    struct rtsp_client_stats cs = {.rtt_s = -1, .rtsp_rtt_s = -1};
     struct rx_stats rs;
     if (lm->client)
         rtsp_client_get_stats(lm->client, &cs); /* (an ended one says playing 0) */
@@ -236,10 +242,11 @@ static json_t *link_stats(void *media)
     lm->last_octets = octets;
     lm->last_stats_at = now;
     uint64_t expected = rs.jb.received + rs.jb.lost;
-    return json_pack("{s:b,s:s,s:f,s:f,s:f,s:I,s:I,s:I,s:I,s:f,s:f,s:I,s:f,s:i}", "playing",
+    return json_pack("{s:b,s:s,s:f,s:f,s:f,s:f,s:I,s:I,s:I,s:I,s:f,s:f,s:I,s:f,s:i}", "playing",
                      cs.playing, "transport", lm->tcp ? "tcp" : "udp", "rtt_ms",
-                     cs.rtt_s >= 0 ? cs.rtt_s * 1000 : -1.0, "jitter_ms", rs.jb.jitter_ms, "loss",
-                     expected ? (double)rs.jb.lost / (double)expected : 0.0, "lost",
+                     cs.rtt_s >= 0 ? cs.rtt_s * 1000 : -1.0, "rtsp_rtt_ms",
+                     cs.rtsp_rtt_s >= 0 ? cs.rtsp_rtt_s * 1000 : -1.0, "jitter_ms", rs.jb.jitter_ms,
+                     "loss", expected ? (double)rs.jb.lost / (double)expected : 0.0, "lost",
                      (json_int_t)rs.jb.lost, "late", (json_int_t)rs.jb.late, "concealed",
                      (json_int_t)rs.jb.concealed, "fec", (json_int_t)rs.jb.fec, "depth_ms",
                      rs.jb.depth_ms, "target_ms", rs.jb.target_ms, "packets", (json_int_t)rs.pushed,

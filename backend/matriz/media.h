@@ -9,8 +9,12 @@
  *     p = matriz_peer_new(loop, cfg, &media_link_ops, m);
  *     ...  matriz_peer_free(&p);  media_free(&m);
  *
- * Link stats (media_link_ops.stats), per remote peer: rtt_ms (the RTSP
- * keep-alive's round trip), jitter_ms, loss (fraction, by sequence numbers),
+ * RTCP goes every second both ways (not imesd's 5 s), randomised ±50 %.
+ *
+ * Link stats (media_link_ops.stats), per remote peer: rtt_ms (the RTCP
+ * round trip: RFC 3611 XR RRTR/DLRR, see rtsp_client.h; -1 until the first
+ * answer), rtsp_rtt_ms (the RTSP keep-alive's round trip, the other peer's
+ * request handling included), jitter_ms, loss (fraction, by sequence numbers),
  * lost, late, concealed, fec, depth_ms, target_ms, packets, kbps, transport.
  * Thread: loop; the ops' process/capture on the audio thread.
  */

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 static void write_common(uint8_t *out, int count, int type, size_t len)
@@ -93,6 +94,82 @@ int rtcp_write_bye(uint8_t *out, size_t cap, uint32_t ssrc)
     write_common(out, 1, RTCP_BYE, 8);
     rtp_wr32(out + 4, ssrc);
     return 8;
+}
+
+int rtcp_write_xr_rrtr(uint8_t *out, size_t cap, uint32_t ssrc, uint64_t ntp)
+{
+    /* header, SSRC, block header (BT 4, block length 2), NTP (RFC 3611 §4.4) */
+    if (cap < 20)
+        return -ENOSPC;
+    write_common(out, 0, RTCP_XR, 20);
+    rtp_wr32(out + 4, ssrc);
+    out[8] = RTCP_XR_RRTR;
+    out[9] = 0;
+    rtp_wr16(out + 10, 2);
+    rtp_wr32(out + 12, (uint32_t)(ntp >> 32));
+    rtp_wr32(out + 16, (uint32_t)ntp);
+    return 20;
+}
+
+int rtcp_write_xr_dlrr(uint8_t *out, size_t cap, uint32_t ssrc, const struct rtcp_dlrr *d, int n)
+{
+    /* header, SSRC, block header (BT 5, block length 3n), n x (SSRC, LRR,
+     * DLRR) (RFC 3611 §4.5) */
+    if (n < 1 || n > RTCP_MAX_DLRR || !d)
+        return -EINVAL;
+    size_t len = 12 + 12u * (size_t)n;
+    if (cap < len)
+        return -ENOSPC;
+    write_common(out, 0, RTCP_XR, len);
+    rtp_wr32(out + 4, ssrc);
+    out[8] = RTCP_XR_DLRR;
+    out[9] = 0;
+    rtp_wr16(out + 10, (uint16_t)(3 * n));
+    for (int i = 0; i < n; i++) {
+        rtp_wr32(out + 12 + 12 * i, d[i].ssrc);
+        rtp_wr32(out + 16 + 12 * i, d[i].lrr);
+        rtp_wr32(out + 20 + 12 * i, d[i].dlrr);
+    }
+    return (int)len;
+}
+
+/* An XR packet's body (after the common header): the sender's SSRC, then
+ * report blocks that must fill it exactly. 0 or -EINVAL. */
+static int read_xr(struct rtcp_info *out, const uint8_t *p, size_t len)
+{
+    if (len < 4)
+        return -EINVAL;
+    uint32_t ssrc = rtp_rd32(p);
+    size_t off = 4;
+    while (off < len) {
+        if (len - off < 4)
+            return -EINVAL;
+        const uint8_t *b = p + off;
+        size_t blen = 4 * ((size_t)rtp_rd16(b + 2) + 1); /* header included */
+        if (blen > len - off)
+            return -EINVAL;
+        if (b[0] == RTCP_XR_RRTR) {
+            if (blen != 12)
+                return -EINVAL;
+            if (!out->has_rrtr) {
+                out->has_rrtr = 1;
+                out->rrtr_ssrc = ssrc;
+                out->rrtr_ntp = (uint64_t)rtp_rd32(b + 4) << 32 | rtp_rd32(b + 8);
+            }
+        } else if (b[0] == RTCP_XR_DLRR) {
+            if ((blen - 4) % 12)
+                return -EINVAL;
+            for (size_t s = 4; s < blen && out->ndlrr < RTCP_MAX_DLRR; s += 12) {
+                struct rtcp_dlrr *d = &out->dlrr[out->ndlrr++];
+                d->ssrc = rtp_rd32(b + s);
+                d->lrr = rtp_rd32(b + s + 4);
+                d->dlrr = rtp_rd32(b + s + 8);
+            }
+        }
+        /* other block types: skipped by their length */
+        off += blen;
+    }
+    return 0;
 }
 
 static void read_blocks(struct rtcp_info *out, const uint8_t *p, int n)
@@ -202,8 +279,12 @@ int rtcp_parse(const uint8_t *data, size_t len, struct rtcp_info *out)
                 out->bye_ssrc = rtp_rd32(p + 4);
             out->bye = 1;
             break;
+        case RTCP_XR:
+            if (read_xr(out, p + 4, body - 4) < 0)
+                return -EINVAL;
+            break;
         default:
-            break; /* APP, XR, ...: not ours */
+            break; /* APP, ...: not ours */
         }
         first = 0;
         off += plen;
@@ -229,6 +310,25 @@ double rtcp_rtt(uint32_t arrival_mid, uint32_t lsr, uint32_t dlsr)
     if (rtt > 0x80000000u)
         return -1; /* negative: clocks or a bogus report */
     return rtt / 65536.0;
+}
+
+uint32_t rtcp_delay_units(double now, double since)
+{
+    double d = (now - since) * 65536;
+    if (!(d > 0)) /* (NaN too) */
+        return 0;
+    return d >= 4294967295.0 ? UINT32_MAX : (uint32_t)d;
+}
+
+double rtcp_interval(double base)
+{
+    uint32_t r;
+    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        r = (uint32_t)ts.tv_nsec * 2654435761u;
+    }
+    return base * (0.5 + r / 4294967296.0);
 }
 
 /* ---- receiver statistics: RFC 3550 A.1 ---- */

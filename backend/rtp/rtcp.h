@@ -3,7 +3,12 @@
  * reports (RR), SDES CNAME and BYE, built and parsed; NTP timestamps; the
  * receiver statistics of RFC 3550 Appendix A.1/A.3 (sequence validation,
  * extended highest sequence number, loss) and A.8 (interarrival jitter); and
- * the round-trip time from a report's LSR/DLSR (§6.4.1).
+ * the round-trip time from a report's LSR/DLSR (§6.4.1); and the two RTCP XR
+ * blocks of RFC 3611 that give a receiver its round-trip time: the receiver
+ * sends a Receiver Reference Time block (RRTR, §4.4: its NTP time) with its
+ * RR, the sender answers with a DLRR block (§4.5: that time's middle 32 bits,
+ * LRR, and the delay since it came, DLRR, 1/65536 s) and the receiver
+ * computes now - LRR - DLRR, as a sender does with LSR/DLSR.
  *
  * Build a compound packet by appending parts to one buffer (each part is
  * whole 32-bit words; the first must be an SR or RR, RFC 3550 §6.1):
@@ -15,8 +20,11 @@
  * Parsing (rtcp_parse) checks the whole compound first (RFC 3550 A.2: version
  * 2, first packet SR or RR without padding, lengths adding up exactly to the
  * datagram, padding only in the last) and then fills what it understood;
- * APP, XR and unknown types are skipped. Pure: no I/O, no clock but
- * rtcp_ntp_now(). Thread: any.
+ * APP and unknown types are skipped. In an XR packet every block must fit the
+ * packet exactly (each is whole words, its length word says how many);
+ * RRTR and DLRR blocks of the wrong size reject the compound, other block
+ * types are skipped by their length. Pure: no I/O, no clock but
+ * rtcp_ntp_now(), no randomness but rtcp_interval(). Thread: any.
  */
 #ifndef IMES_RTCP_H
 #define IMES_RTCP_H
@@ -29,10 +37,15 @@
 #define RTCP_SDES 202
 #define RTCP_BYE  203
 #define RTCP_APP  204
+#define RTCP_XR   207 /* RFC 3611 */
+
+#define RTCP_XR_RRTR 4 /* block types */
+#define RTCP_XR_DLRR 5
 
 #define RTCP_MAX_PACKET 1500 /* what we build; what we parse may be larger */
 #define RTCP_MAX_BLOCKS 31   /* report blocks per SR/RR (5-bit count) */
 #define RTCP_CNAME_MAX  255
+#define RTCP_MAX_DLRR   8 /* DLRR sub-blocks kept by rtcp_parse (more are skipped) */
 
 /* One report block (RFC 3550 §6.4.1). */
 struct rtcp_block {
@@ -52,6 +65,13 @@ struct rtcp_sender_info {
     uint32_t octets;
 };
 
+/* One DLRR sub-block (RFC 3611 §4.5). */
+struct rtcp_dlrr {
+    uint32_t ssrc; /* the receiver whose RRTR this answers */
+    uint32_t lrr;  /* middle 32 bits of that RRTR's NTP time */
+    uint32_t dlrr; /* delay since that RRTR came, 1/65536 s */
+};
+
 /* Each returns the bytes written (a multiple of 4), -ENOSPC if cap is too
  * small, -EINVAL for nblocks > 31 or a CNAME longer than 255. */
 int rtcp_write_sr(uint8_t *out, size_t cap, uint32_t ssrc, const struct rtcp_sender_info *si,
@@ -60,6 +80,11 @@ int rtcp_write_rr(uint8_t *out, size_t cap, uint32_t ssrc, const struct rtcp_blo
                   int nblocks);
 int rtcp_write_sdes_cname(uint8_t *out, size_t cap, uint32_t ssrc, const char *cname);
 int rtcp_write_bye(uint8_t *out, size_t cap, uint32_t ssrc);
+/* An XR packet with one RRTR block of NTP time ntp (32.32). */
+int rtcp_write_xr_rrtr(uint8_t *out, size_t cap, uint32_t ssrc, uint64_t ntp);
+/* An XR packet with one DLRR block of n sub-blocks (-EINVAL for n outside
+ * 1..RTCP_MAX_DLRR). */
+int rtcp_write_xr_dlrr(uint8_t *out, size_t cap, uint32_t ssrc, const struct rtcp_dlrr *d, int n);
 
 /* What a compound packet said. */
 struct rtcp_info {
@@ -71,8 +96,13 @@ struct rtcp_info {
     int has_cname;
     uint32_t cname_ssrc;
     char cname[RTCP_CNAME_MAX + 1];
-    int bye;           /* a BYE was seen */
-    uint32_t bye_ssrc; /* its first SSRC */
+    int bye;            /* a BYE was seen */
+    uint32_t bye_ssrc;  /* its first SSRC */
+    int has_rrtr;       /* an XR RRTR block was seen (the first one counts) */
+    uint32_t rrtr_ssrc; /* the SSRC of the XR packet that carried it */
+    uint64_t rrtr_ntp;
+    int ndlrr; /* DLRR sub-blocks of every XR packet (up to RTCP_MAX_DLRR) */
+    struct rtcp_dlrr dlrr[RTCP_MAX_DLRR];
 };
 
 /* 0, or -EINVAL for anything that fails the checks above. */
@@ -91,6 +121,13 @@ static inline uint32_t rtcp_ntp_mid(uint64_t ntp)
  * middle 32 bits): arrival - lsr - dlsr (RFC 3550 §6.4.1). -1 if the block
  * has no LSR or the result would be negative. */
 double rtcp_rtt(uint32_t arrival_mid, uint32_t lsr, uint32_t dlsr);
+/* The delay since a monotonic time `since` until `now` in 1/65536 s, as
+ * DLSR and DLRR carry it (0 for a negative delay, clamped to 32 bits). */
+uint32_t rtcp_delay_units(double now, double since);
+/* An RTCP interval randomised as RFC 3550 §6.3.1 says: uniformly in
+ * [0.5, 1.5] x base, so that reports of many members do not synchronise
+ * (getrandom(2); the clock when that fails). */
+double rtcp_interval(double base);
 
 /* ---- receiver statistics (RFC 3550 A.1, A.3, A.8) ---- */
 

@@ -438,31 +438,44 @@ static void send_rtcp(struct rtsp_client *c, const uint8_t *b, size_t n)
     sendto(c->udp[1], b, n, 0, (struct sockaddr *)&to, c->addrlen);
 }
 
+/* Our own SSRC: any fixed value will do for a receiver; the low bits of our
+ * RTP port keep two links of one peer apart in the server's stats. */
+static uint32_t my_ssrc(const struct rtsp_client *c)
+{
+    return 0x4d5a0000u | (uint32_t)(c->udp_port[0] & 0xffff);
+}
+
 static void rr_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct rtsp_client *c = w->data;
-    uint8_t b[256];
+    uint8_t b[RTCP_MAX_PACKET];
     struct rtcp_block blk;
     int nb = 0, n, k;
     if (c->have_rs && c->have_ssrc) {
         uint32_t lsr = 0, dlsr = 0;
         if (c->last_sr_ntp) {
             lsr = rtcp_ntp_mid(c->last_sr_ntp);
-            dlsr = (uint32_t)((timeutil_mono() - c->last_sr_at) * 65536);
+            dlsr = rtcp_delay_units(timeutil_mono(), c->last_sr_at);
         }
         rtcp_recv_block(&c->rs, c->ssrc, lsr, dlsr, &blk);
         nb = 1;
     }
-    /* Our own SSRC: any fixed value will do for a receiver; the low bits of
-     * our RTP port keep two links of one peer apart in the server's stats. */
-    uint32_t me = 0x4d5a0000u | (uint32_t)(c->udp_port[0] & 0xffff);
+    uint32_t me = my_ssrc(c);
     n = rtcp_write_rr(b, sizeof(b), me, nb ? &blk : NULL, nb);
     if (n < 0)
         return;
     k = rtcp_write_sdes_cname(b + n, sizeof(b) - (size_t)n, me, c->cname);
     if (k > 0)
         n += k;
+    /* The time we send at: the sender's DLRR answer gives our RTT. */
+    k = rtcp_write_xr_rrtr(b + n, sizeof(b) - (size_t)n, me, rtcp_ntp_now());
+    if (k > 0)
+        n += k;
     send_rtcp(c, b, (size_t)n);
+    if (!c->ended) {
+        ev_timer_set(&c->rr, rtcp_interval(c->o.rr_interval_s), 0.);
+        ev_timer_start(loop, &c->rr);
+    }
 }
 
 static void handle_rtp(struct rtsp_client *c, const uint8_t *d, size_t len)
@@ -506,6 +519,14 @@ static void handle_rtcp(struct rtsp_client *c, const uint8_t *d, size_t len)
     if (info.has_sr) {
         c->last_sr_ntp = info.sr.ntp;
         c->last_sr_at = timeutil_mono();
+    }
+    uint32_t arrival = rtcp_ntp_mid(rtcp_ntp_now());
+    for (int i = 0; i < info.ndlrr; i++) {
+        if (info.dlrr[i].ssrc != my_ssrc(c))
+            continue;
+        double rtt = rtcp_rtt(arrival, info.dlrr[i].lrr, info.dlrr[i].dlrr);
+        if (rtt >= 0)
+            c->st.rtt_s = rtt;
     }
     if (info.bye && c->have_ssrc && info.bye_ssrc == c->ssrc)
         end_session(c, -ECONNRESET, "the sender said BYE");
@@ -710,7 +731,7 @@ static void on_answer(struct rtsp_client *c, const struct rtsp_response *r)
             ka = 15;
         ev_timer_set(&c->keepalive, ka, ka);
         ev_timer_start(c->loop, &c->keepalive);
-        ev_timer_set(&c->rr, c->o.rr_interval_s, c->o.rr_interval_s);
+        ev_timer_set(&c->rr, rtcp_interval(c->o.rr_interval_s), 0.);
         ev_timer_start(c->loop, &c->rr);
         c->last_rx = timeutil_mono();
         ev_timer_set(&c->rx, c->o.rx_timeout_s / 4, c->o.rx_timeout_s / 4);
@@ -723,7 +744,7 @@ static void on_answer(struct rtsp_client *c, const struct rtsp_response *r)
         return;
     }
     case S_PLAYING: /* a keep-alive */
-        c->st.rtt_s = timeutil_mono() - c->sent_at;
+        c->st.rtsp_rtt_s = timeutil_mono() - c->sent_at;
         return;
     default:
         return;
@@ -822,7 +843,7 @@ struct rtsp_client *rtsp_client_new(struct ev_loop *loop, const struct rtsp_clie
     if (c->o.rx_timeout_s <= 0)
         c->o.rx_timeout_s = 3;
     c->tcp = opt->force_tcp || opt->udp_min <= 0;
-    c->st.rtt_s = -1;
+    c->st.rtt_s = c->st.rtsp_rtt_s = -1;
     c->url = strdup(opt->url ? opt->url : "");
     c->cname = strdup(opt->cname ? opt->cname : "matriz");
     buf_init(&c->in, MAX_INPUT);
@@ -847,7 +868,7 @@ struct rtsp_client *rtsp_client_new(struct ev_loop *loop, const struct rtsp_clie
     ev_timer_init(&c->timeout, timeout_cb, c->o.timeout_s, 0.);
     ev_timer_init(&c->udp_wait, udp_wait_cb, c->o.udp_wait_s, 0.);
     ev_timer_init(&c->keepalive, keepalive_cb, 15., 15.);
-    ev_timer_init(&c->rr, rr_cb, 1., 1.);
+    ev_timer_init(&c->rr, rr_cb, 1., 0.);
     ev_timer_init(&c->rx, rx_cb, 1., 1.);
     c->timeout.data = c->udp_wait.data = c->keepalive.data = c->rr.data = c->rx.data = c;
     return c;

@@ -6,7 +6,8 @@
  *     DESCRIBE url → sdp_parse → SETUP <control> (UDP client_port pair from
  *     udp_min..udp_max, or TCP interleaved 0-1) → PLAY → RTP/RTCP flow
  *     GET_PARAMETER every keepalive_s (its round trip is measured);
- *     RTCP receiver reports (+ SDES CNAME) every rr_interval_s;
+ *     RTCP receiver reports (+ SDES CNAME, + an XR RRTR block) every
+ *     rr_interval_s, randomised to 0.5-1.5 x (RFC 3550 §6.3.1);
  *     TEARDOWN when freed.
  *
  * UDP first: when no RTP packet has come over UDP udp_wait_s after PLAY
@@ -17,9 +18,11 @@
  * payload type the SDP announced;
  * once known, the SSRC) and handed over with its arrival time on the
  * monotonic clock (timeutil_mono, the clock of the audio side). RTCP sender
- * reports are kept for the receiver reports' LSR/DLSR; RTT as RTCP defines
- * it is measured by the sender (from those reports), so the client measures
- * the round trip of its keep-alive requests instead (rtt_s).
+ * reports are kept for the receiver reports' LSR/DLSR. The round-trip time
+ * comes from RTCP XR (RFC 3611): each RR goes with a Receiver Reference Time
+ * block, the sender answers with a DLRR block (rtsp_server does), and
+ * rtt_s = arrival - LRR - DLRR. The round trip of the keep-alive requests
+ * is kept too (rtsp_rtt_s: the server's request handling included).
  *
  * Every answer is parsed by rtsp_response_parse (pure; fuzzed): bounded
  * head (16 KiB) and body (64 KiB); anything malformed ends the session with
@@ -77,9 +80,10 @@ struct rtsp_client_stats {
     int playing, tcp;
     uint64_t rtp_packets, rtp_octets, rtp_bad, rtcp_in, rtcp_bad, frames_bad;
     uint32_t ssrc;
-    double rtt_s;    /* the last keep-alive's round trip, -1 none yet */
-    double sr_age_s; /* since the last sender report, -1 none yet */
-    int fallbacks;   /* UDP → TCP */
+    double rtt_s;      /* RTCP round trip from the last XR DLRR answer, -1 none yet */
+    double rtsp_rtt_s; /* the last keep-alive's round trip, -1 none yet */
+    double sr_age_s;   /* since the last sender report, -1 none yet */
+    int fallbacks;     /* UDP → TCP */
 };
 
 /* NULL on bad options (an unparsable URL, a host that is not numeric). */

@@ -54,6 +54,10 @@
 #define GRID 0.002
 /* Session expiry and sender reports are checked this often. */
 #define SWEEP 0.25
+/* An RTCP XR RRTR from the client is answered at once (SR + DLRR) unless
+ * our last compound went out less than this long ago; then the DLRR rides
+ * with the next one. */
+#define RRTR_REPLY_GAP 0.2
 /* Pacing error histogram: 10 µs buckets up to 100 ms. */
 #define HIST_STEP    1e-5
 #define HIST_BUCKETS 10001
@@ -102,6 +106,11 @@ struct session {
     int have_rr;
     struct rtcp_block rr;
     double rtt;
+    int have_rrtr;        /* the client's last XR RRTR (RFC 3611), answered by DLRR */
+    uint32_t rrtr_ssrc;   /* its sender */
+    uint32_t rrtr_mid;    /* middle 32 bits of its NTP time */
+    double rrtr_at;       /* when it came (timeutil_mono) */
+    double last_rtcp_out; /* when our last compound went out (timeutil_mono) */
     char url[URL_MAX];
     char path[URL_MAX]; /* the provider's path: requests must name it */
 };
@@ -325,12 +334,21 @@ static void send_sr(struct session *s, int bye)
     r = rtcp_write_sdes_cname(b + n, sizeof(b) - (size_t)n, s->pay.ssrc, s->S->cname);
     if (r > 0)
         n += r;
+    if (s->have_rrtr) {
+        struct rtcp_dlrr d = {.ssrc = s->rrtr_ssrc,
+                              .lrr = s->rrtr_mid,
+                              .dlrr = rtcp_delay_units(timeutil_mono(), s->rrtr_at)};
+        r = rtcp_write_xr_dlrr(b + n, sizeof(b) - (size_t)n, s->pay.ssrc, &d, 1);
+        if (r > 0)
+            n += r;
+    }
     if (bye) {
         r = rtcp_write_bye(b + n, sizeof(b) - (size_t)n, s->pay.ssrc);
         if (r > 0)
             n += r;
     }
     send_rtcp(s, b, (size_t)n);
+    s->last_rtcp_out = now;
 }
 
 /* ---- sessions ---- */
@@ -1049,6 +1067,19 @@ static void rtcp_in(struct rtsp_server *S, struct session *known, const uint8_t 
         s->rr = info.blocks[i];
         s->rtt = rtcp_rtt(rtcp_ntp_mid(rtcp_ntp_now()), s->rr.lsr, s->rr.dlsr);
     }
+    if (info.has_rrtr) {
+        /* The client wants its round trip too (RFC 3611 §4.4-4.5): answer
+         * with a DLRR block now, and count that as the next report. */
+        double now = timeutil_mono();
+        s->have_rrtr = 1;
+        s->rrtr_ssrc = info.rrtr_ssrc;
+        s->rrtr_mid = rtcp_ntp_mid(info.rrtr_ntp);
+        s->rrtr_at = now;
+        if (s->playing && now - s->last_rtcp_out >= RRTR_REPLY_GAP) {
+            send_sr(s, 0);
+            s->next_sr = ev_now(S->loop) + rtcp_interval(S->sr_interval);
+        }
+    }
     if (info.bye)
         LOG(E_DEBUG, L_RTSP, "session %s: RTCP BYE from the client", s->id);
 }
@@ -1108,7 +1139,7 @@ static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
         }
         if (s->playing && s->have_last && now >= s->next_sr) {
             send_sr(s, 0);
-            s->next_sr = now + S->sr_interval;
+            s->next_sr = now + rtcp_interval(S->sr_interval);
         }
     }
 }

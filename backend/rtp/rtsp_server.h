@@ -52,8 +52,12 @@
  * RTP timestamps advance by the audio's
  * duration (and by the wall time of a PAUSE, so a client's clock stays
  * right). A sender report (NTP/RTP pair, packet and octet counts) plus SDES
- * CNAME goes out sr_interval_s after PLAY and then every sr_interval_s; a
- * BYE at TEARDOWN.
+ * CNAME goes out min(sr_interval_s, 1 s) after PLAY and then every
+ * sr_interval_s, randomised to 0.5-1.5 x (RFC 3550 §6.3.1); a BYE at
+ * TEARDOWN. A client that sends an RTCP XR RRTR block (RFC 3611 §4.4, as
+ * rtsp_client does) is answered with a DLRR block (§4.5) in an SR at once
+ * (unless a compound went out < 0.2 s before) and in every SR after, so
+ * that the client knows its round-trip time too.
  *
  * Metrics (prefix from the options, "imes_rtsp" by default): <p>_sessions
  * {transport}, <p>_sessions_playing, <p>_sessions_total, <p>_sessions_closed_total
@@ -137,7 +141,8 @@ struct rtsp_server_options {
     const char *bind_host;      /* for the UDP sockets, numeric; NULL = "0.0.0.0" */
     int rtp_port;               /* RTP from here, RTCP from +1; 0 = TCP interleaved only */
     double session_timeout_s;   /* 0 = 60 (RFC 2326 §12.37's default) */
-    double sr_interval_s;       /* 0 = 5 (RFC 3550 §6.2's minimum) */
+    double sr_interval_s;       /* 0 = 5 (RFC 3550 §6.2's minimum; a small session like
+                                 * Matriz's may go lower: §6.2 scales it to its bandwidth) */
     double cushion_s;           /* schedule behind the source's delivery; 0 = 0.1 s, <0 = none */
     double startup_s;           /* at most this much audio at once at PLAY (what is beyond
                                  * is paced); 0 = no limit, <0 = none at all */

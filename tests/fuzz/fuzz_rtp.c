@@ -99,6 +99,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rtcp_parse(data, size, &info) == 0) {
         check(info.nblocks >= 0 && info.nblocks <= RTCP_MAX_BLOCKS, "blocks");
         check(strlen(info.cname) <= RTCP_CNAME_MAX, "cname");
+        check(info.ndlrr >= 0 && info.ndlrr <= RTCP_MAX_DLRR, "dlrr sub-blocks");
+        check(info.has_rrtr == 0 || info.has_rrtr == 1, "rrtr");
     }
     struct sdp_media m;
     sdp_parse((const char *)data, size, &m);
