@@ -1,6 +1,7 @@
 /* The RTSP client: its pure parts (URLs, answers), and whole sessions against
  * the RTSP server of backend/rtp on one loop: UDP, TCP interleaved, the
- * switch to TCP when UDP does not arrive, and the end of a session. */
+ * switch to TCP when UDP does not arrive, the end of a session, and the
+ * client's RTT from RTCP (its XR RRTR answered by the server's DLRR). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -264,7 +265,7 @@ static int rtp_port_free(int p)
     return 1;
 }
 
-static void rig_up(struct rig *r, int udp)
+static void rig_up_sr(struct rig *r, int udp, double sr_interval)
 {
     memset(r, 0, sizeof(*r));
     r->loop = ev_loop_new(0);
@@ -278,10 +279,16 @@ static void rig_up(struct rig *r, int udp)
             if (rtp_port_free(p))
                 rtp = p;
         }
-    struct rtsp_server_options so = {.bind_host = "127.0.0.1", .rtp_port = rtp, .startup_s = -1};
+    struct rtsp_server_options so = {
+        .bind_host = "127.0.0.1", .rtp_port = rtp, .startup_s = -1, .sr_interval_s = sr_interval};
     r->srv = rtsp_server_new(r->loop, r->h, &so, &provider, r->loop);
     assert_non_null(r->srv);
     snprintf(r->url, sizeof(r->url), "rtsp://127.0.0.1:%d/stream", httpd_port(r->h));
+}
+
+static void rig_up(struct rig *r, int udp)
+{
+    rig_up_sr(r, udp, 0);
 }
 
 static void rig_down(struct rig *r)
@@ -366,6 +373,51 @@ static void udp_that_never_arrives_falls_back_to_tcp(void **state)
             1, 1);
 }
 
+/* The server keeps imesd's 5 s between its own reports; the client reports
+ * every 0.2 s (randomised), each RR with an RRTR: every one is answered at
+ * once with a DLRR (at most one per 0.2 s), and the client knows its RTT —
+ * a loopback's, well under 100 ms — and keeps it fresh. */
+static void rtt_from_rtcp(void **state, int tcp)
+{
+    struct rig r;
+    rig_up_sr(&r, 1, 5);
+    struct rtsp_client_options o = {.url = r.url,
+                                    .udp_min = 41600,
+                                    .udp_max = 41700,
+                                    .force_tcp = tcp,
+                                    .rr_interval_s = 0.2,
+                                    .keepalive_s = 0.5};
+    r.c = rtsp_client_new(r.loop, &o, &cbs, &r);
+    assert_non_null(r.c);
+    assert_int_equal(rtsp_client_start(r.c), 0);
+    struct rtsp_client_stats st;
+    rtsp_client_get_stats(r.c, &st);
+    assert_true(st.rtt_s < 0 && st.rtsp_rtt_s < 0); /* none yet */
+    run_for(&r, 2.5);
+    rtsp_client_get_stats(r.c, &st);
+    print_message("%s over %s: RTT %.3f ms from RTCP, %.3f ms RTSP; %llu RTCP compounds in\n",
+                  r.url, r.tcp ? "TCP" : "UDP", st.rtt_s * 1000, st.rtsp_rtt_s * 1000,
+                  (unsigned long long)st.rtcp_in);
+    assert_int_equal(r.ended, 0);
+    assert_int_equal(r.tcp, tcp);
+    assert_true(st.rtt_s >= 0 && st.rtt_s < 0.1);
+    assert_true(st.rtsp_rtt_s >= 0 && st.rtsp_rtt_s < 0.1);
+    /* answers come with the RRs, not just with the 5 s sender reports */
+    assert_true(st.rtcp_in >= 4);
+    assert_int_equal(st.rtcp_bad, 0);
+    rig_down(&r);
+}
+
+static void rtt_from_rtcp_udp(void **state)
+{
+    rtt_from_rtcp(state, 0);
+}
+
+static void rtt_from_rtcp_tcp(void **state)
+{
+    rtt_from_rtcp(state, 1);
+}
+
 static void refused_and_unknown(void **state)
 {
     struct rig r;
@@ -402,6 +454,8 @@ int main(void)
         cmocka_unit_test(tcp_session),
         cmocka_unit_test(server_without_udp_means_tcp),
         cmocka_unit_test(udp_that_never_arrives_falls_back_to_tcp),
+        cmocka_unit_test(rtt_from_rtcp_udp),
+        cmocka_unit_test(rtt_from_rtcp_tcp),
         cmocka_unit_test(refused_and_unknown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
