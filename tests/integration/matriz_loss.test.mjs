@@ -1,12 +1,15 @@
 // Matriz over a bad link (issue 7): peer "porto" reaches "lisboa" through a
 // relay in this test that forwards lisboa's RTSP and drops, delays and
-// reorders its RTP (5 % loss, 0-12 ms of jitter). Porto's output of lisboa
-// must stay continuous (the jitter buffer grows, Opus conceals what is
-// lost) and porto's link stats must show the loss.
+// reorders its RTP (5 % loss, 25 ms + 0-12 ms of jitter), and delays the
+// RTCP both ways by 25 ms. Porto's output of lisboa must stay continuous
+// (the jitter buffer grows, Opus conceals what is lost), porto's link stats
+// must show the loss, and the RTT from RTCP (XR RRTR/DLRR) the relay's
+// 2 x 25 ms, while lisboa's direct link to porto shows a loopback's RTT.
 //
 // The relay: a TCP proxy on the port lisboa advertises (peer.port) that
-// rewrites client_port= in SETUP to a UDP pair of its own, where it receives
-// lisboa's RTP and RTCP and forwards them, worse, to porto's real ports.
+// rewrites client_port= in SETUP and server_port= in its answer to a UDP
+// pair of its own, where it receives lisboa's RTP and RTCP and forwards
+// them, worse, to porto's real ports, and porto's RTCP, delayed, to lisboa.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
@@ -24,6 +27,7 @@ import { sanitized } from '../lib/build.mjs';
 
 const LOSS = 0.05;
 const JITTER_MS = 12;
+const DELAY_MS = 25; // each way
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 let couch, cfg, imesd, relay;
@@ -31,34 +35,43 @@ const peers = {};
 
 /** The relay (see the top). Counts what it dropped and forwarded. */
 async function startRelay(targetPort) {
-  const st = { rtp: 0, dropped: 0, rtcp: 0, sessions: 0 };
+  const st = { rtp: 0, dropped: 0, rtcp: 0, rtcpUp: 0, sessions: 0 };
   const udpBase = await freeRtpPort();
   const rtp = dgram.createSocket('udp4');
   const rtcp = dgram.createSocket('udp4');
   await new Promise((r) => rtp.bind(udpBase, '127.0.0.1', r));
   await new Promise((r) => rtcp.bind(udpBase + 1, '127.0.0.1', r));
   let client = null; // porto's real [rtp, rtcp] ports
+  let server = null; // lisboa's [rtp, rtcp] ports
   let closed = false;
   const send = (sock, msg, port) => {
     if (!closed) sock.send(msg, port, '127.0.0.1', () => {});
   };
   let seed = 12345;
   const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
-  rtp.on('message', (msg) => {
-    if (!client) return;
+  rtp.on('message', (msg, from) => {
+    if (!client || from.port === client[0]) return;
     if (rnd() < LOSS) {
       st.dropped++;
       return;
     }
     st.rtp++;
     const port = client[0];
-    setTimeout(() => send(rtp, msg, port), rnd() * JITTER_MS);
+    setTimeout(() => send(rtp, msg, port), DELAY_MS + rnd() * JITTER_MS);
   });
-  rtcp.on('message', (msg) => {
+  rtcp.on('message', (msg, from) => {
+    if (!client) return;
+    if (from.port === client[1]) {
+      // porto's reports (and RRTR) on their way to lisboa
+      st.rtcpUp++;
+      if (server) setTimeout(() => send(rtcp, msg, server[1]), DELAY_MS);
+      return;
+    }
     st.rtcp++;
-    if (client) send(rtcp, msg, client[1]);
+    const port = client[1];
+    setTimeout(() => send(rtcp, msg, port), DELAY_MS);
   });
-  const server = net.createServer((down) => {
+  const proxy = net.createServer((down) => {
     const up = net.connect(targetPort, '127.0.0.1');
     let pending = '';
     down.on('data', (d) => {
@@ -75,7 +88,25 @@ async function startRelay(targetPort) {
         up.write(Buffer.from(head, 'latin1'));
       }
     });
-    up.on('data', (d) => down.write(d));
+    // Answers: server_port= is rewritten in whole lines (a line cut between
+    // two reads waits for the rest, briefly).
+    let held = '';
+    let flush = null;
+    up.on('data', (d) => {
+      clearTimeout(flush);
+      let text = held + d.toString('latin1');
+      const cut = text.lastIndexOf('\n') + 1;
+      held = text.slice(cut);
+      text = text.slice(0, cut).replace(/server_port=(\d+)-(\d+)/g, (m, a, b) => {
+        server = [Number(a), Number(b)];
+        return `server_port=${udpBase}-${udpBase + 1}`;
+      });
+      down.write(Buffer.from(text, 'latin1'));
+      flush = setTimeout(() => {
+        if (held && !down.destroyed) down.write(Buffer.from(held, 'latin1'));
+        held = '';
+      }, 5);
+    });
     const close = () => {
       down.destroy();
       up.destroy();
@@ -85,15 +116,15 @@ async function startRelay(targetPort) {
     down.on('error', close);
     up.on('error', close);
   });
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
   return {
-    port: server.address().port,
+    port: proxy.address().port,
     st,
     close: () => {
       closed = true;
       rtp.close();
       rtcp.close();
-      server.close();
+      proxy.close();
     },
   };
 }
@@ -136,7 +167,7 @@ after(async () => {
   if (couch) await couch.stop();
 });
 
-test('over 5 % loss and 12 ms of jitter the output stays continuous and the stats show it', async () => {
+test('over 5 % loss, 25 ms of delay and 12 ms of jitter the output stays continuous and the stats show it', async () => {
   const lisboaRtsp = await freePort();
   relay = await startRelay(lisboaRtsp);
   await startPeer('lisboa', 660, { rtspPort: lisboaRtsp, advertise: relay.port, rtpMin: 48000 });
@@ -167,11 +198,17 @@ test('over 5 % loss and 12 ms of jitter the output stays continuous and the stat
   const stats = await waitFor(async () => {
     const r = await couchRequest(couch, 'GET', '/imes/peer:porto', { user: 'admin' });
     const s = r.body?.stats?.links?.lisboa;
-    return s?.kbps > 0 ? s : null;
+    return s?.kbps > 0 && s.rtt_ms >= 0 ? s : null;
   }, { what: "porto's stats of its link to lisboa" });
+  const direct = await waitFor(async () => {
+    const r = await couchRequest(couch, 'GET', '/imes/peer:lisboa', { user: 'admin' });
+    const s = r.body?.stats?.links?.porto;
+    return s?.kbps > 0 && s.rtt_ms >= 0 ? s : null;
+  }, { what: "lisboa's stats of its direct link to porto" });
   process.stderr.write(
     `relay: ${relay.st.rtp} forwarded, ${relay.st.dropped} dropped; porto: ${quiet}/${windows} quiet 10 ms windows ` +
-      `(longest run ${longest}); stats ${JSON.stringify(stats)}\n`,
+      `(longest run ${longest}); stats ${JSON.stringify(stats)}; ` +
+      `relay RTCP ${relay.st.rtcp} down, ${relay.st.rtcpUp} up; lisboa's direct link ${JSON.stringify(direct)}\n`,
   );
   assert.ok(relay.st.dropped > 20);
   // (Under AddressSanitizer the peers do not keep up in real time: the
@@ -184,4 +221,11 @@ test('over 5 % loss and 12 ms of jitter the output stays continuous and the stat
   assert.ok(stats.concealed > 0);
   assert.ok(stats.target_ms > 8, `the buffer grew for the jitter: ${stats.target_ms} ms`);
   assert.ok(stats.jitter_ms > 1);
+  // RTT from RTCP: porto's RRTR and lisboa's DLRR each cross the relay's
+  // 25 ms; the link lisboa receives porto on is direct (loopback).
+  assert.ok(relay.st.rtcpUp > 3 && relay.st.rtcp > 3, 'RTCP crosses the relay both ways');
+  assert.ok(stats.rtt_ms >= 2 * DELAY_MS - 2 && stats.rtt_ms < 2 * DELAY_MS + 40,
+    `porto's RTT to lisboa through the relay: ${stats.rtt_ms} ms`);
+  assert.ok(direct.rtt_ms < 10, `lisboa's RTT to porto, direct: ${direct.rtt_ms} ms`);
+  assert.ok(stats.rtsp_rtt_ms >= 0 && direct.rtsp_rtt_ms >= 0);
 });
