@@ -5,7 +5,8 @@
  * provider lookup (httpd reads no further request until we answer). A
  * session owns its source, its payloader and a small queue of copied frames
  * that its own ev_timer sends on time. UDP goes through two sockets shared by
- * all sessions; RTCP coming back is parsed and kept per session for /metrics.
+ * all sessions; RTCP coming back is parsed and kept per session for /metrics,
+ * and an XR RRTR in it is answered with a DLRR block (rtcp_in, send_sr).
  *
  * A session never frees itself inside its source's callbacks (wake, read):
  * it is marked dead and its timer, set to fire at once, frees it.
