@@ -178,8 +178,8 @@ after(async () => {
 test('over 5 % loss, 25 ms of delay and 12 ms of jitter the output stays continuous and the stats show it', async () => {
   const lisboaRtsp = await freePort();
   relay = await startRelay(lisboaRtsp);
-  await startPeer('lisboa', 660, { rtspPort: lisboaRtsp, advertise: relay.port, rtpMin: 48000 });
-  await startPeer('porto', 440, { rtpMin: 48400 });
+  await startPeer('lisboa', 660, { rtspPort: lisboaRtsp, advertise: relay.port, rtpMin: await freeRtpPort() });
+  await startPeer('porto', 440, { rtpMin: await freeRtpPort() });
   const doc = await waitFor(async () => {
     const r = await couchRequest(couch, 'GET', '/imes/peer:lisboa', { user: 'admin' });
     return r.body?.online ? r.body : null;
