@@ -53,8 +53,22 @@ function (newDoc, oldDoc, userCtx, secObj) {
   if (who === 'backend' && !isBackend) {
     throw {forbidden: type + ': documents are written by the backend (imesd) only'};
   }
+  // A member's personal device (the web app's "Listen here"): device:web-<user>,
+  // marked personal, written by that user (or an admin); imesd streams it at
+  // /listen/stream.mp3 to that user's session.
+  var personalOwner = type === 'device' && name.indexOf('web-') === 0 ? name.substring(4) : null;
+  var personalOld = oldDoc && !oldDoc._deleted ? oldDoc : null;
   if (who === 'admin' && !isAdmin) {
-    throw {forbidden: type + ': documents are written by IMES admins only'};
+    if (personalOwner === null || personalOwner !== userCtx.name) {
+      throw {forbidden: type + ': documents are written by IMES admins only' +
+                        (type === 'device' ? ' (your personal device is device:web-' + userCtx.name + ')' : '')};
+    }
+    if (personalOld && personalOld.personal !== true) {
+      throw {forbidden: 'device:' + name + ' is a device an admin made, not your personal device'};
+    }
+    if (!newDoc._deleted && (newDoc.personal !== true || newDoc.owner !== userCtx.name)) {
+      throw {forbidden: 'device: your personal device needs "personal": true and "owner": "' + userCtx.name + '"'};
+    }
   }
   if (who === 'self' && !isAdmin && userCtx.name !== name) {
     throw {forbidden: 'user:' + name + ' may be written by ' + name + ' or an admin only'};
@@ -212,6 +226,10 @@ function (newDoc, oldDoc, userCtx, secObj) {
   } else if (type === 'device') {
     nameOrNull('aggregate');
     oneOf('codec', ['mp3', 'opus']);
+    boolean('personal');
+    if (newDoc.personal === true && (personalOwner === null || newDoc.owner !== personalOwner)) {
+      fail('owner', 'must be the user of a personal device, whose _id is device:web-<owner>');
+    }
   } else if (type === 'delegate') {
     var d = newDoc.devices;
     var ok = Object.prototype.toString.call(d) === '[object Array]' && d.length <= 256;

@@ -329,3 +329,33 @@ describe('someone not logged in', () => {
     assert.equal(await current('imes', 'channel:anon2'), null);
   });
 });
+
+describe('personal devices (the web app\'s Listen here)', () => {
+  test('writes her own personal device (device:web-alice, "Listen here"), and only that one', async () => {
+    const mine = { type: 'device', aggregate: 'home', codec: 'mp3', personal: true, owner: 'alice' };
+    await allowed('alice', 'imes', 'device:web-alice', mine);
+    await allowed('alice', 'imes', 'device:web-alice', { ...mine, aggregate: 'garden' });
+    // bob's, or one not marked personal, or owned by someone else
+    let r = await refused('alice', 'imes', 'device:web-bob', { ...mine, owner: 'bob' });
+    assert.match(r.body.reason, /personal device is device:web-alice/);
+    r = await refused('alice', 'imes', 'device:web-alice', { ...mine, personal: false });
+    assert.match(r.body.reason, /"personal": true/);
+    await refused('alice', 'imes', 'device:web-alice', { ...mine, owner: 'bob' });
+    await refused('alice', 'imes', 'device:web-alice', { type: 'device', aggregate: 'home' });
+    await refused('alice', 'imes', 'device:web-alice', { ...mine, codec: 'flac' }, [403]);
+    // a device an admin made under that name stays the admin's
+    await allowed('carol', 'imes', 'device:web-bob', { type: 'device', aggregate: 'home' });
+    r = await refused('bob', 'imes', 'device:web-bob', { type: 'device', aggregate: 'home', personal: true, owner: 'bob' });
+    assert.match(r.body.reason, /an admin made/);
+    await deleteRefused('bob', 'imes', 'device:web-bob');
+    await deleteRefused('bob', 'imes', 'device:web-alice');
+    // an admin may write one, with the owner its name says
+    await refused('carol', 'imes', 'device:web-carol', { ...mine, owner: 'alice' }, [403]);
+    await allowed('carol', 'imes', 'device:web-carol', { ...mine, owner: 'carol' });
+    // and she may delete her own
+    const cur = await current('imes', 'device:web-alice');
+    const del = await as('alice', 'DELETE', `${docPath('imes', 'device:web-alice')}?rev=${cur._rev}`);
+    assert.equal(del.status, 200, JSON.stringify(del.body));
+    await allowed('alice', 'imes', 'device:web-alice', mine);
+  });
+});
