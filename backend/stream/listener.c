@@ -58,6 +58,11 @@
 #define MAX_HEADERS 4
 
 static const char not_found[] = "Not Found\n";
+static const char listen_unauthorized[] =
+    "Log in to IMES to listen here: this stream needs your CouchDB session cookie "
+    "(AuthSession) or Basic credentials.\n";
+static const char listen_forbidden[] = "This user is not an IMES member (role imes_user).\n";
+static const char unavailable[] = "The database cannot be reached; try again shortly.\n";
 static const char *const codec_names[] = {"mp3", "opus"};
 
 enum stream_state { S_WAITING, S_STREAMING, S_DROPPED, S_GONE };
@@ -80,7 +85,8 @@ struct stream {
     char name[sizeof(((struct listener_url *)0)->name)];
     enum listener_codec codec;
     int head;
-    int counted; /* in open[] */
+    int counted;  /* in open[] */
+    int personal; /* /listen/: the session's user's personal device */
     int in_pump;
     /* ICY (MP3 with Icy-MetaData: 1) */
     int icy;
@@ -135,6 +141,32 @@ int listener_parse_path(const char *path, struct listener_url *u)
 bad:
     explicit_bzero(u, sizeof(*u));
     return -ENOENT;
+}
+
+int listener_parse_listen_path(const char *path, enum listener_codec *codec)
+{
+    if (!path)
+        return -ENOENT;
+    if (strcmp(path, "/listen/stream.mp3") == 0)
+        *codec = LISTENER_MP3;
+    else if (strcmp(path, "/listen/stream.opus") == 0)
+        *codec = LISTENER_OPUS;
+    else
+        return -ENOENT;
+    return 0;
+}
+
+int listener_personal_device(const char *user, char *out, size_t outlen)
+{
+    if (!user || !auth_name_valid(user))
+        return -EINVAL;
+    int n = snprintf(out, outlen, "%s%s", LISTENER_PERSONAL_PREFIX, user);
+    if (n < 0 || (size_t)n >= outlen || !auth_name_valid(out)) {
+        if (outlen)
+            out[0] = '\0';
+        return -ENAMETOOLONG;
+    }
+    return 0;
 }
 
 /* ---- streams ---- */
@@ -347,7 +379,15 @@ static void start(struct stream *s)
     if (!s->att) {
         LOG(E_INFO, L_HTTP, "device %s: not known to the player (conn %llu): 404", s->name,
             (unsigned long long)s->id);
-        answer_and_forget(s, 404, NULL, not_found);
+        if (s->personal) {
+            char body[160];
+            snprintf(body, sizeof(body),
+                     "There is no personal device %s yet: turn on Listen here in the web app.\n",
+                     s->name);
+            answer_and_forget(s, 404, NULL, body);
+        } else {
+            answer_and_forget(s, 404, NULL, not_found);
+        }
         return;
     }
     player_set_batch(s->att, BATCH_S);
@@ -396,9 +436,60 @@ static void on_token(int result, void *arg)
     } else if (result == 0) {
         answer_and_forget(s, 404, NULL, not_found);
     } else {
-        answer_and_forget(s, 503, "Retry-After: 5\r\n",
-                          "The database cannot be reached; try again shortly.\n");
+        answer_and_forget(s, 503, "Retry-After: 5\r\n", unavailable);
     }
+}
+
+static void on_session(int result, const struct auth_user *u, void *arg)
+{
+    struct stream *s = arg;
+    s->wait = NULL;
+    if (result < 0) {
+        answer_and_forget(s, 503, "Retry-After: 5\r\n", unavailable);
+        return;
+    }
+    if (result == 0) {
+        /* No WWW-Authenticate: an <audio> element must not pop a login
+         * dialog; the web app logs in with its own form. */
+        answer_and_forget(s, 401, "Cache-Control: no-store\r\n", listen_unauthorized);
+        return;
+    }
+    if (!u->member) {
+        answer_and_forget(s, 403, "Cache-Control: no-store\r\n", listen_forbidden);
+        return;
+    }
+    if (listener_personal_device(u->name, s->name, sizeof(s->name)) < 0) {
+        LOG(E_INFO, L_HTTP, "listen: user %s has a name too long for a personal device (conn %llu)",
+            u->name, (unsigned long long)s->id);
+        answer_and_forget(s, 404, NULL,
+                          "This user's name is too long for a personal device (web-<name>).\n");
+        return;
+    }
+    start(s);
+}
+
+/* A stream waiting for its check, or NULL (answered 503). */
+static struct stream *stream_new(struct listener *L, struct httpd_conn *c,
+                                 const struct http_request *req, enum listener_codec codec)
+{
+    struct stream *s = calloc(1, sizeof(*s));
+    if (!s) {
+        httpd_respond(c, 503, "text/plain; charset=utf-8", "out of memory\n", 14);
+        return NULL;
+    }
+    s->L = L;
+    s->conn = c;
+    s->id = httpd_conn_id(c);
+    s->codec = codec;
+    s->head = strcmp(req->method, "HEAD") == 0;
+    const char *icy = http_request_header(req, "Icy-MetaData");
+    s->icy = s->codec == LISTENER_MP3 && icy && strcmp(icy, "1") == 0;
+    s->next = L->all;
+    if (L->all)
+        L->all->prev = s;
+    L->all = s;
+    httpd_conn_set_callbacks(c, NULL, on_close, s);
+    return s;
 }
 
 static void device_route(struct httpd_conn *c, const struct http_request *req, void *arg)
@@ -409,27 +500,34 @@ static void device_route(struct httpd_conn *c, const struct http_request *req, v
         httpd_respond(c, 404, "text/plain; charset=utf-8", not_found, strlen(not_found));
         return;
     }
-    struct stream *s = calloc(1, sizeof(*s));
+    struct stream *s = stream_new(L, c, req, u.codec);
     if (!s) {
         explicit_bzero(&u, sizeof(u));
-        httpd_respond(c, 503, "text/plain; charset=utf-8", "out of memory\n", 14);
         return;
     }
-    s->L = L;
-    s->conn = c;
-    s->id = httpd_conn_id(c);
-    s->codec = u.codec;
     memcpy(s->name, u.name, sizeof(s->name));
-    s->head = strcmp(req->method, "HEAD") == 0;
-    const char *icy = http_request_header(req, "Icy-MetaData");
-    s->icy = s->codec == LISTENER_MP3 && icy && strcmp(icy, "1") == 0;
-    s->next = L->all;
-    if (L->all)
-        L->all->prev = s;
-    L->all = s;
-    httpd_conn_set_callbacks(c, NULL, on_close, s);
     s->wait = auth_token_check(L->auth, "device", u.name, u.token, on_token, s);
     explicit_bzero(&u, sizeof(u));
+    if (!s->wait)
+        answer_and_forget(s, 503, "Retry-After: 5\r\n", "out of memory\n");
+}
+
+static void listen_route(struct httpd_conn *c, const struct http_request *req, void *arg)
+{
+    struct listener *L = arg;
+    enum listener_codec codec;
+    if (listener_parse_listen_path(req->path, &codec) < 0) {
+        static const char body[] = "Not Found: the personal stream is /listen/stream.mp3 or "
+                                   "/listen/stream.opus\n";
+        httpd_respond(c, 404, "text/plain; charset=utf-8", body, strlen(body));
+        return;
+    }
+    struct stream *s = stream_new(L, c, req, codec);
+    if (!s)
+        return;
+    s->personal = 1;
+    s->wait = auth_session_check(L->auth, http_request_header(req, "Authorization"),
+                                 http_request_header(req, "Cookie"), on_session, s);
     if (!s->wait)
         answer_and_forget(s, 503, "Retry-After: 5\r\n", "out of memory\n");
 }
@@ -481,8 +579,11 @@ struct listener *listener_new(struct ev_loop *loop, struct httpd *h, struct play
     L->stall_s = STALL_S;
     buf_init(&L->scratch, SCRATCH_MAX);
     int r = httpd_add_route(h, "GET", "/device/", device_route, L);
+    if (r >= 0)
+        r = httpd_add_route(h, "GET", "/listen/", listen_route, L);
     if (r < 0) {
-        LOG(E_ERROR, L_HTTP, "listener: cannot add the /device/ route: %s", strerror(-r));
+        LOG(E_ERROR, L_HTTP, "listener: cannot add the /device/ and /listen/ routes: %s",
+            strerror(-r));
         buf_free(&L->scratch);
         free(L);
         return NULL;

@@ -18,6 +18,16 @@
  * (player_read -1), the queue overflowed (-ENOBUFS), or its client took
  * nothing for 10 s. Each drop is logged once and counted.
  *
+ * Personal streams: GET (and HEAD) /listen/stream.mp3 and /listen/stream.opus
+ * play the personal device of the logged-in user (the web app's "Listen
+ * here"): device web-<user>, a device document that user writes for herself
+ * (couchapp/imes/validate_doc_update.js). No token: the CouchDB session
+ * cookie (AuthSession) or Basic credentials are checked (auth_session_check,
+ * cached), so the app needs no secret it cannot read. Without a valid
+ * session: 401 (no WWW-Authenticate, so an <audio> element pops no dialog);
+ * not a member: 403; no such device in the player yet: 404 saying so. The
+ * device is like any other for the player: its room's rules mute it.
+ *
  * Metrics: imes_stream_listeners{codec}, imes_stream_bytes_sent_total{codec},
  * imes_stream_drops_total{reason}, imes_stream_connects_total{codec}.
  *
@@ -39,7 +49,7 @@ struct player;
 struct auth;
 struct listener;
 
-/* Registers the "/device/" route on h. NULL (logged) on failure. */
+/* Registers the "/device/" and "/listen/" routes on h. NULL (logged) on failure. */
 struct listener *listener_new(struct ev_loop *loop, struct httpd *h, struct player *pl,
                               struct auth *auth);
 void listener_free(struct listener **l);
@@ -66,5 +76,17 @@ struct listener_url {
  * 0, or -ENOENT for anything else (a malformed name or token too): the
  * caller answers 404 to it exactly as to a wrong token. */
 int listener_parse_path(const char *path, struct listener_url *out);
+
+/* The personal device's name is this prefix and the user's name. */
+#define LISTENER_PERSONAL_PREFIX "web-"
+
+/* Parses a decoded request path "/listen/stream.<mp3|opus>": 0 with *codec
+ * set, or -ENOENT. */
+int listener_parse_listen_path(const char *path, enum listener_codec *codec);
+
+/* Writes user's personal device name ("web-<user>") to out: 0, -EINVAL (not
+ * a valid user name), -ENAMETOOLONG (longer than a device name may be, or
+ * than outlen; out is "" then). */
+int listener_personal_device(const char *user, char *out, size_t outlen);
 
 #endif

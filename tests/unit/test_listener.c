@@ -40,9 +40,12 @@
 #define TOKEN      "0123456789abcdef0123456789abcdef"
 #define DTOKEN     "aaaabbbbccccddddaaaabbbbccccdddd"
 #define BASIC_GOOD "YWxpY2U6d29uZGVy" /* alice:wonder */
-#define FRAME_MS   20
-#define KEPT       100 /* frames the fake ring keeps (2 s) */
-#define BURST      50  /* frames a new listener gets (1 s) */
+/* Session cookies the fake CouchDB knows (anything else: not logged in). */
+#define COOKIE_ALICE "YWxpY2U6NjU0MzIxOmFiYw"
+#define COOKIE_BOB   "Ym9iOjY1NDMyMTphYmM"
+#define FRAME_MS     20
+#define KEPT         100 /* frames the fake ring keeps (2 s) */
+#define BURST        50  /* frames a new listener gets (1 s) */
 
 /* ---- the fake player ---- */
 
@@ -78,7 +81,8 @@ static const uint8_t opus_tags[20] = {'O', 'p', 'u', 's', 'T', 'a', 'g', 's', 4,
 struct player_attachment *player_attach(struct player *pl, const char *device, const char *codec,
                                         double burst_s, player_wake_fn wake, void *arg)
 {
-    if (strcmp(device, "kitchen") != 0 && strcmp(device, "den") != 0)
+    if (strcmp(device, "kitchen") != 0 && strcmp(device, "den") != 0 &&
+        strcmp(device, "web-alice") != 0)
         return NULL;
     struct player_attachment *a = calloc(1, sizeof(*a));
     a->pl = pl;
@@ -243,7 +247,12 @@ static void fake_couch(struct httpd_conn *c, const struct http_request *req, voi
         httpd_respond(c, 200, "application/json", body, strlen(body));
     } else if (strcmp(req->path, "/_session") == 0) {
         const char *a = http_request_header(req, "Authorization");
-        if (a && strcmp(a, "Basic " BASIC_GOOD) == 0)
+        const char *k = http_request_header(req, "Cookie");
+        if (!a && k && strcmp(k, "AuthSession=" COOKIE_BOB) == 0)
+            snprintf(body, sizeof(body),
+                     "{\"ok\":true,\"userCtx\":{\"name\":\"bob\",\"roles\":[\"imes_user\"]}}");
+        else if ((a && strcmp(a, "Basic " BASIC_GOOD) == 0) ||
+                 (!a && k && strcmp(k, "AuthSession=" COOKIE_ALICE) == 0))
             snprintf(body, sizeof(body),
                      "{\"ok\":true,\"userCtx\":{\"name\":\"alice\",\"roles\":[\"imes_user\"]}}");
         else if (a && strcmp(a, "Basic b3V0OnNpZGVy") == 0) /* out:sider */
@@ -482,6 +491,39 @@ static void parse_device_urls(void **state)
     }
 }
 
+static void parse_listen_urls(void **state)
+{
+    enum listener_codec c = LISTENER_OPUS;
+    assert_int_equal(listener_parse_listen_path("/listen/stream.mp3", &c), 0);
+    assert_int_equal(c, LISTENER_MP3);
+    assert_int_equal(listener_parse_listen_path("/listen/stream.opus", &c), 0);
+    assert_int_equal(c, LISTENER_OPUS);
+    const char *bad[] = {
+        "/listen/stream.ogg",  "/listen/stream.mp3/", "/listen/", "/listen", "/listen/x/stream.mp3",
+        "/listen//stream.mp3", "/LISTEN/stream.mp3",  "",         NULL};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(listener_parse_listen_path(bad[i], &c), -ENOENT);
+
+    char name[AUTH_NAME_MAX + 1];
+    assert_int_equal(listener_personal_device("alice", name, sizeof(name)), 0);
+    assert_string_equal(name, "web-alice");
+    assert_int_equal(listener_personal_device("a.b@c", name, sizeof(name)), 0);
+    assert_string_equal(name, "web-a.b@c");
+    char user[65];
+    memset(user, 'u', 60);
+    user[60] = '\0';
+    assert_int_equal(listener_personal_device(user, name, sizeof(name)), 0);
+    assert_int_equal(strlen(name), 64);
+    user[60] = 'u';
+    user[61] = '\0';
+    assert_int_equal(listener_personal_device(user, name, sizeof(name)), -ENAMETOOLONG);
+    assert_string_equal(name, "");
+    assert_int_equal(listener_personal_device("alice", name, 8), -ENAMETOOLONG);
+    assert_int_equal(listener_personal_device("", name, sizeof(name)), -EINVAL);
+    assert_int_equal(listener_personal_device("a/b", name, sizeof(name)), -EINVAL);
+    assert_int_equal(listener_personal_device(NULL, name, sizeof(name)), -EINVAL);
+}
+
 static void parse_delegate_urls(void **state)
 {
     struct api_delegate_url u;
@@ -716,6 +758,80 @@ static void client_not_found(struct fx *f)
                       4096, 3.0, &len, 0);
     f->flag = strstr(r, "HTTP/1.1 404 ") == r;
     free(r);
+}
+
+static void client_listen(struct fx *f)
+{
+    f->got[0] = request(f,
+                        "GET /listen/stream.mp3 HTTP/1.1\r\nHost: x\r\n"
+                        "Cookie: theme=dark; AuthSession=" COOKIE_ALICE "\r\n\r\n",
+                        400 * 80 + 4096, 3.0, &f->got_len[0], 0);
+}
+
+/* The session cookie is the key: the user's own personal device plays. */
+static void listen_stream(void **state)
+{
+    struct fx *f = *state;
+    run_client(f, client_listen);
+    size_t blen = 0;
+    char *body = split_head(f->got[0], f->got_len[0], &blen);
+    assert_non_null(body);
+    const char *head = f->got[0];
+    assert_non_null(strstr(head, "HTTP/1.1 200 OK\r\n"));
+    assert_non_null(strcasestr(head, "\r\nContent-Type: audio/mpeg\r\n"));
+    assert_non_null(strcasestr(head, "\r\nicy-name: web-alice\r\n"));
+    uint32_t first = 0;
+    assert_true(check_frames((const uint8_t *)body, blen, 400, &first) >= 60);
+    assert_int_equal(f->pl.attaches, 1);
+    assert_int_equal(f->pl.detaches, 1);
+}
+
+static void client_listen_refused(struct fx *f)
+{
+    /* no credentials; a made-up cookie; a logged-in non-member */
+    f->got[0] = request(f,
+                        "GET /listen/stream.mp3 HTTP/1.1\r\nHost: x\r\n"
+                        "Connection: close\r\n\r\n",
+                        4096, 3.0, &f->got_len[0], 0);
+    f->got[1] = request(f,
+                        "GET /listen/stream.opus HTTP/1.1\r\nHost: x\r\n"
+                        "Cookie: AuthSession=bm90OmEgY29va2ll\r\nConnection: close\r\n\r\n",
+                        4096, 3.0, &f->got_len[1], 0);
+    f->got[2] = request(f,
+                        "GET /listen/stream.mp3 HTTP/1.1\r\nHost: x\r\n"
+                        "Authorization: Basic b3V0OnNpZGVy\r\nConnection: close\r\n\r\n",
+                        4096, 3.0, &f->got_len[2], 0);
+    /* bob is a member without a personal device; and a bad path */
+    size_t len;
+    char *r = request(f,
+                      "GET /listen/stream.mp3 HTTP/1.1\r\nHost: x\r\n"
+                      "Cookie: AuthSession=" COOKIE_BOB "\r\nConnection: close\r\n\r\n",
+                      4096, 3.0, &len, 0);
+    f->flag = strstr(r, "HTTP/1.1 404 ") == r && strstr(r, "no personal device web-bob") &&
+              strstr(r, "Listen here");
+    free(r);
+    r = request(f,
+                "GET /listen/stream.wav HTTP/1.1\r\nHost: x\r\n"
+                "Cookie: AuthSession=" COOKIE_ALICE "\r\nConnection: close\r\n\r\n",
+                4096, 3.0, &len, 0);
+    f->flag = f->flag && strstr(r, "HTTP/1.1 404 ") == r && strstr(r, "/listen/stream.mp3");
+    free(r);
+}
+
+static void listen_refused(void **state)
+{
+    struct fx *f = *state;
+    run_client(f, client_listen_refused);
+    for (int i = 0; i < 2; i++) {
+        assert_non_null(strstr(f->got[i], "HTTP/1.1 401 Unauthorized\r\n"));
+        assert_non_null(strstr(f->got[i], "Log in to IMES to listen here"));
+        assert_null(strcasestr(f->got[i], "WWW-Authenticate"));
+    }
+    assert_non_null(strstr(f->got[2], "HTTP/1.1 403 Forbidden\r\n"));
+    assert_non_null(strstr(f->got[2], "not an IMES member"));
+    assert_true(f->flag);
+    assert_int_equal(f->pl.attaches, 0);
+    assert_int_equal(listener_count(f->lsn), 0);
 }
 
 /* The Date header aside, the three answers are byte for byte the same. */
@@ -1021,6 +1137,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parse_device_urls),
+        cmocka_unit_test(parse_listen_urls),
         cmocka_unit_test(parse_delegate_urls),
         cmocka_unit_test(sse_format),
         cmocka_unit_test_setup_teardown(mp3_stream, setup, teardown),
@@ -1028,6 +1145,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(opus_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(not_found_is_one_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(head_does_not_attach, setup, teardown),
+        cmocka_unit_test_setup_teardown(listen_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(listen_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(slow_reader_dropped_alone, setup_big_frames, teardown),
         cmocka_unit_test_setup_teardown(overflow_dropped, setup_small_queue, teardown),
         cmocka_unit_test_setup_teardown(behind_dropped, setup, teardown),
