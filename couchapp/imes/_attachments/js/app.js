@@ -118,8 +118,7 @@ $('#logout').addEventListener('click', async () => {
   S.stopFeed?.();
   S.es?.close();
   S.es = null;
-  $('#audio').pause();
-  $('#audio').removeAttribute('src');
+  listenStop();
   try { await couch.logout(); } catch { /* gone already */ }
   S.me = null;
   // imesd's / is the login page that a logged-out browser can load (this
@@ -246,6 +245,7 @@ function openEvents() {
     } else if (e.type === 'device') {
       S.live.devices[e.name] = e;
       if (S.view === 'rooms') renderRooms();
+      else if (e.name === personalDevice()) renderListen();
     }
   });
   es.onerror = () => {
@@ -269,6 +269,7 @@ function onDoc(doc) {
       S.user = doc._deleted ? { _id: id, type: 'user' } : doc;
       applyLockout();
       if (channelPlaylist() !== before) switchChannel();
+      listenFollow();
     }
     if (type === 'aggregate' && name === myAggregate()) switchChannel();
     renderAll();
@@ -290,6 +291,7 @@ function onDoc(doc) {
     const name = id.slice(14);
     S.live.devices[name] = { ...(S.live.devices[name] || {}), ...doc, name };
     if (S.view === 'rooms') renderRooms();
+    else if (name === personalDevice()) renderListen();
   } else if (id === 'status:backend:imesd' && !doc._deleted) {
     const was = imesdBase();
     S.imesd = doc;
@@ -807,14 +809,12 @@ function renderRooms() {
         d.codec || 'mp3',
       ].filter(Boolean).join(' · ')));
   }) : [h('li', { class: 'muted' }, agg ? 'No devices in this room.' : 'Choose a room.')]));
-  $('#listen-device').textContent = personalDevice();
-  const audio = $('#audio');
-  $('#listen').textContent = audio.src && !audio.paused ? 'Stop listening' : 'Listen here';
+  renderListen();
 }
 
 $('#room-select').addEventListener('change', (ev) => {
   const agg = ev.target.value || null; // read now: a render may reset the select before the write
-  saveUser((u) => { u.aggregate = agg; }).then(() => { switchChannel(); renderAll(); });
+  saveUser((u) => { u.aggregate = agg; }).then(() => { switchChannel(); renderAll(); listenFollow(); });
 });
 $('#room-channel').addEventListener('change', async (ev) => {
   const agg = myAggregate();
@@ -829,8 +829,6 @@ $('#room-channel').addEventListener('change', async (ev) => {
 });
 $('#room-pause').addEventListener('click', () => togglePause());
 
-function personalDevice() { return `web-${S.me}`.replace(/[^A-Za-z0-9._@-]/g, '-').slice(0, 64); }
-
 // A token as imes makes them (token:<kind>:<name> in <db>_private).
 async function ensureToken(kind, name, renew = false) {
   const id = `token:${kind}:${name}`;
@@ -844,42 +842,174 @@ async function readToken(kind, name) {
   return (await couch.getDoc(`token:${kind}:${name}`, `${couch.DB}_private`))?.token ?? null;
 }
 
-$('#listen').addEventListener('click', async () => {
-  const audio = $('#audio');
-  if (audio.src && !audio.paused) {
-    audio.pause();
-    audio.removeAttribute('src');
-    audio.load();
-    renderRooms();
-    return;
-  }
-  const agg = myAggregate();
-  if (!agg) { toast('Choose a room first.'); return; }
-  const name = personalDevice();
-  let token = null;
-  try {
-    if (S.admin) {
-      const dev = await couch.update(`device:${name}`, (d) => {
-        if (d.aggregate === agg && d.type === 'device') return false;
-        Object.assign(d, { type: 'device', aggregate: agg, codec: d.codec || 'mp3' });
-      });
-      S.devices.set(name, dev);
-      token = await ensureToken('device', name);
-    } else if (S.devices.get(name)) {
-      token = await readToken('device', name).catch(() => null);
-    }
-  } catch (e) { fail(e); return; }
-  if (!token) {
-    $('#listen-info').textContent = `Ask an IMES admin to make your personal device ${name} (it needs a token only admins can read).`;
-    return;
-  }
+// ------------------------------------------------------------------ listen here
+//
+// "Listen here": this browser plays the room through an <audio> element on
+// the user's personal device, device:web-<me> (personal, owner: me; members
+// write their own, validate_doc_update.js). imesd streams it at
+// /listen/stream.mp3 to whoever's session cookie comes with the request (no
+// token: members cannot read imes_private). The device sits in the user's
+// room, so the room's rules (delegates, lockout, presence) mute it like any
+// device. The stream reconnects when it breaks (imesd restarted, network)
+// and follows the user to another room.
+
+const LISTEN = { on: false, state: 'off', retry: null, tries: 0, lastTime: 0, lastMove: 0, watch: null, placing: Promise.resolve() };
+
+function personalDevice() { return `web-${S.me}`; }
+function listenUrl() {
   const base = imesdBase();
-  audio.src = `${base}/device/${encodeURIComponent(name)}/${token}/stream.mp3`;
-  $('#listen-info').textContent = `Playing ${name}.`;
-  try { await audio.play(); } catch (e) { $('#listen-info').textContent = `The browser did not start playing: ${e.message}`; }
-  renderRooms();
-});
-$('#audio').addEventListener('error', () => { if ($('#audio').getAttribute('src')) $('#listen-info').textContent = 'The stream stopped.'; });
+  return base ? `${base}/listen/stream.mp3` : null;
+}
+
+// Puts the personal device in the user's room (creates it the first time).
+// One write at a time: a room change comes both from the select and from the
+// feed, and two racing writes would conflict.
+function listenPlace() {
+  const p = LISTEN.placing.catch(() => {}).then(listenPlaceNow);
+  LISTEN.placing = p;
+  return p;
+}
+async function listenPlaceNow() {
+  const name = personalDevice();
+  const agg = myAggregate();
+  const dev = await couch.update(`device:${name}`, (d) => {
+    if (d.type === 'device' && d.personal === true && d.owner === S.me && (d.aggregate ?? null) === agg) return false;
+    Object.assign(d, { type: 'device', aggregate: agg, codec: d.codec || 'mp3', personal: true, owner: S.me });
+  });
+  S.devices.set(name, dev);
+  return dev;
+}
+
+function listenSetState(state, info = '') {
+  LISTEN.state = state;
+  renderListen();
+  if (info) $('#listen-info').textContent = info;
+}
+
+function listenAttach() {
+  clearTimeout(LISTEN.retry);
+  LISTEN.retry = null;
+  const audio = $('#audio');
+  const url = listenUrl();
+  if (!url) { listenSetState('error', 'imesd has not said where it is yet (status:backend:imesd): retrying.'); listenRetry(); return; }
+  LISTEN.lastTime = 0;
+  LISTEN.lastMove = performance.now();
+  audio.src = url;
+  listenSetState('buffering', '');
+  audio.play().catch((e) => {
+    if (!LISTEN.on || e.name === 'AbortError') return; // replaced by a newer attach, or stopped
+    if (e.name === 'NotAllowedError') {
+      listenSetState('error', 'The browser did not allow playing: click Listen here again.');
+      listenStop(false);
+    }
+    // other failures come as the element's error event
+  });
+}
+
+// Tries again a little later (1, 2, 4, 8 s, then every 10 s).
+function listenRetry() {
+  if (!LISTEN.on || LISTEN.retry) return;
+  const wait = Math.min(10000, 1000 * 2 ** Math.min(LISTEN.tries, 4));
+  LISTEN.tries++;
+  LISTEN.retry = setTimeout(() => { LISTEN.retry = null; if (LISTEN.on) listenAttach(); }, wait);
+}
+
+async function listenStart() {
+  if (!myAggregate()) { toast('Choose a room first.'); return; }
+  if (!nameOk(personalDevice())) { toast(`Your name is too long for a personal device (${personalDevice()}).`); return; }
+  LISTEN.on = true;
+  LISTEN.tries = 0;
+  listenSetState('buffering', 'Joining your room…');
+  try {
+    const before = S.live.devices[personalDevice()];
+    await listenPlace();
+    // imesd learns a new device from the feed: wait (briefly) until it
+    // reports it, so the first request is not refused
+    if (!before) {
+      for (let i = 0; i < 30 && LISTEN.on && !S.live.devices[personalDevice()]; i++) await new Promise((r) => setTimeout(r, 100));
+    }
+  } catch (e) { LISTEN.on = false; listenSetState('off'); fail(e); return; }
+  if (!LISTEN.on) return;
+  listenAttach();
+  clearInterval(LISTEN.watch);
+  LISTEN.watch = setInterval(listenWatch, 2000);
+}
+
+// Stops playing; keep: whether the state line keeps its message.
+function listenStop(clear = true) {
+  LISTEN.on = false;
+  clearTimeout(LISTEN.retry);
+  clearInterval(LISTEN.watch);
+  LISTEN.retry = LISTEN.watch = null;
+  const audio = $('#audio');
+  audio.pause();
+  audio.removeAttribute('src');
+  audio.load();
+  LISTEN.state = 'off';
+  if (clear) $('#listen-info').textContent = '';
+  renderListen();
+}
+
+// A stream whose time stands still for 8 s is dead (imesd gone without a
+// close, a proxy holding it): reconnect. Muted or paused rooms still send
+// silence, so time moves while the stream is alive.
+function listenWatch() {
+  const audio = $('#audio');
+  if (!LISTEN.on || !audio.getAttribute('src') || LISTEN.retry) return;
+  const t = performance.now();
+  if (audio.currentTime !== LISTEN.lastTime) {
+    LISTEN.lastTime = audio.currentTime;
+    LISTEN.lastMove = t;
+  } else if (t - LISTEN.lastMove > 8000) {
+    listenSetState('error', 'The stream stalled: reconnecting…');
+    listenAttach();
+  }
+}
+
+// The user changed rooms: the personal device goes along.
+function listenFollow() {
+  const d = S.devices.get(personalDevice());
+  if (!LISTEN.on && !d?.personal) return; // never listened here
+  if (d && (d.aggregate ?? null) === myAggregate()) return;
+  listenPlace().then(() => { if (S.view === 'rooms') renderRooms(); }, fail);
+}
+
+function renderListen() {
+  const name = personalDevice();
+  const live = S.live.devices[name];
+  let state = LISTEN.state;
+  if (LISTEN.on && state === 'playing' && live?.muted) state = 'muted';
+  const text = {
+    off: '', buffering: 'buffering…', playing: 'playing',
+    muted: `muted: ${live?.reason || ''}${live?.delegate ? ` (${live.delegate})` : ''}`,
+    error: 'not playing: reconnecting',
+  }[state];
+  for (const el of [$('#listen-state'), $('#now-listen')]) el.dataset.state = state;
+  $('#listen-state').textContent = text;
+  $('#listen-state').className = `state ${state}`;
+  $('#listen').textContent = LISTEN.on ? 'Stop listening' : 'Listen here';
+  $('#listen').setAttribute('aria-pressed', String(LISTEN.on));
+  $('#listen-device').textContent = name;
+  const nb = $('#now-listen');
+  nb.setAttribute('aria-pressed', String(LISTEN.on));
+  nb.title = LISTEN.on ? `Listening here (${text}): click to stop` : 'Listen here: play your room in this browser';
+}
+
+function listenToggle() { if (LISTEN.on) listenStop(); else listenStart(); }
+$('#listen').addEventListener('click', listenToggle);
+$('#now-listen').addEventListener('click', listenToggle);
+{
+  const audio = $('#audio');
+  audio.addEventListener('playing', () => { LISTEN.tries = 0; if (LISTEN.on) listenSetState('playing', `Playing your room through ${personalDevice()}.`); });
+  audio.addEventListener('waiting', () => { if (LISTEN.on) listenSetState('buffering'); });
+  const broken = (why) => () => {
+    if (!LISTEN.on || !audio.getAttribute('src')) return;
+    listenSetState('error', `The stream ${why}: reconnecting…`);
+    listenRetry();
+  };
+  audio.addEventListener('error', broken('broke off'));
+  audio.addEventListener('ended', broken('ended'));
+}
 
 // ------------------------------------------------------------------ settings
 
