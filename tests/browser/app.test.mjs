@@ -304,6 +304,7 @@ test('Listen here plays the room in the browser (<audio>)', async () => {
   }, null, { timeout: 15000 });
   const dev = await couchRequest(env.couch, 'GET', '/imes/device:web-owner', { user: 'admin' });
   assert.equal(dev.body.aggregate, 'livingroom');
+  assert.equal(dev.body.personal, true);
   await owner.waitForSelector('#room-devices li[data-device=web-owner] .dot.on', { timeout: 10000 });
   await owner.click('#listen');
   noConsoleErrors();

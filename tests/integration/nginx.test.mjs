@@ -24,6 +24,7 @@ import {
   waitFor,
   writeConfig,
 } from '../lib/harness.mjs';
+import { listen, RATE } from '../lib/live.mjs';
 
 const run = promisify(execFile);
 
@@ -209,6 +210,51 @@ test('imesd through nginx: /b/healthz', { skip: !built && `${binPath('imesd')} n
   assert.equal(viaProxy.body.trim(), (await (await fetch(`${imesd.url}/healthz`)).text()).trim());
   const redirect = await curl(`${nginx.base}/b`);
   assert.equal(redirect.status, 301);
+});
+
+test('Listen here through nginx: a member\'s personal device at /b/listen/stream.mp3 with her session cookie', { skip: !built && `${binPath('imesd')} not built` }, async (t) => {
+  const cfg = await writeConfig(couch);
+  for (const args of [['init'], ['channel', 'add', 'den'], ['aggregate', 'add', 'home', '--channel', 'den']]) {
+    const r = await imes(cfg, args);
+    assert.equal(r.code, 0, `imes ${args.join(' ')}: ${r.stdout}${r.stderr}`);
+  }
+  const add = await imes(cfg, ['user', 'add', 'dora'], { input: 'dora secret\n' });
+  assert.equal(add.code, 0, add.stderr);
+  const imesd = await startImesd(cfg);
+  t.after(() => imesd.stop());
+  const nginx = await startNginx(couch.port, cfg.port);
+  t.after(() => nginx.stop());
+
+  // logged in through the proxy, as the web app is; the cookie is same-origin
+  let r = await curl(`${nginx.base}/_session`, [
+    '-X', 'POST', '-H', 'Content-Type: application/json',
+    '--data', JSON.stringify({ name: 'dora', password: 'dora secret' }),
+  ]);
+  assert.equal(r.status, 200, r.body);
+  const cookie = (r.headers['set-cookie'] ?? '').split(';')[0];
+  r = await curl(`${nginx.base}/imes/device:web-dora`, [
+    '-X', 'PUT', '-H', 'Content-Type: application/json', '-H', `Cookie: ${cookie}`,
+    '--data', JSON.stringify({ type: 'device', aggregate: 'home', codec: 'mp3', personal: true, owner: 'dora' }),
+  ]);
+  assert.equal(r.status, 201, r.body);
+
+  r = await curl(`${nginx.base}/b/listen/stream.mp3`);
+  assert.equal(r.status, 401);
+  assert.match(r.body, /Log in to IMES to listen here/);
+  // imesd learns the device from the feed: the stream plays once it has
+  const ear = await waitFor(async () => {
+    const e = listen(`${nginx.base}/b/listen/stream.mp3`, { inputArgs: ['-headers', `Cookie: ${cookie}\r\n`] });
+    try {
+      await e.until(RATE, 5000);
+      return e;
+    } catch {
+      await e.stop();
+      return null;
+    }
+  }, { timeout: 20000, interval: 500, what: 'the personal stream through nginx' });
+  t.after(() => ear.stop());
+  await ear.until(2 * RATE);
+  assert.ok(ear.n >= 2 * RATE, 'two seconds of MP3 decoded through nginx');
 });
 
 test('/b/ strips the prefix, forwards X-Forwarded-*, and streams unbuffered', async (t) => {
