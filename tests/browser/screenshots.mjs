@@ -48,6 +48,9 @@ try {
     await shot('playlist');
     await page.click('.tabs a[data-tab=rooms]');
     await page.waitForSelector('#room-devices li[data-device]');
+    await page.click('#listen');
+    await page.waitForSelector('#listen-state[data-state=playing]', { timeout: 15000 });
+    await page.waitForSelector('#room-devices li[data-device=web-owner] .dot.on', { timeout: 10000 });
     await shot('rooms');
     await page.click('.tabs a[data-tab=settings]');
     await shot('settings');
