@@ -185,6 +185,10 @@ static void link_connect(struct link_media *lm)
         /* Keep-alives measure the RTSP round trip: often enough for the
          * stats posted every 2 s. */
         .keepalive_s = 2,
+        /* A request unanswered for 2 s is a link lost (a peer across the
+         * world answers in a few hundred ms): try again, with backoff, rather
+         * than keep the performance silent for the default 5 s. */
+        .timeout_s = 2,
     };
     lm->client = rtsp_client_new(lm->m->loop, &o, &client_cbs, lm);
     if (!lm->client || rtsp_client_start(lm->client) < 0) {

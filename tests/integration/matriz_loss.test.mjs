@@ -46,13 +46,16 @@ async function startRelay(targetPort) {
   let client = null; // porto's real [rtp, rtcp] ports
   let server = null; // lisboa's [rtp, rtcp] ports
   let closed = false;
+  // The network gone: nothing passes either way, no connection is refused or
+  // reset (a cable pulled, not a peer gone): the ends find out by silence.
+  let gone = false;
   const send = (sock, msg, port) => {
-    if (!closed) sock.send(msg, port, '127.0.0.1', () => {});
+    if (!closed && !gone) sock.send(msg, port, '127.0.0.1', () => {});
   };
   let seed = 12345;
   const rnd = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
   rtp.on('message', (msg, from) => {
-    if (!client || from.port === client[0]) return;
+    if (!client || from.port === client[0] || gone) return;
     if (rnd() < LOSS) {
       st.dropped++;
       return;
@@ -69,7 +72,7 @@ async function startRelay(targetPort) {
     }, DELAY_MS);
   };
   rtcp.on('message', (msg, from) => {
-    if (!client) return;
+    if (!client || gone) return;
     if (from.port === client[1]) {
       // porto's reports (and RRTR) on their way to lisboa
       st.rtcpUp++;
@@ -83,6 +86,7 @@ async function startRelay(targetPort) {
     const up = net.connect(targetPort, '127.0.0.1');
     let pending = '';
     down.on('data', (d) => {
+      if (gone) return;
       pending += d.toString('latin1');
       let i;
       while ((i = pending.indexOf('\r\n\r\n')) >= 0) {
@@ -101,6 +105,7 @@ async function startRelay(targetPort) {
     let held = '';
     let flush = null;
     up.on('data', (d) => {
+      if (gone) return;
       clearTimeout(flush);
       let text = held + d.toString('latin1');
       const cut = text.lastIndexOf('\n') + 1;
@@ -128,6 +133,9 @@ async function startRelay(targetPort) {
   return {
     port: proxy.address().port,
     st,
+    cut: (on) => {
+      gone = on;
+    },
     close: () => {
       closed = true;
       rtp.close();
@@ -242,4 +250,30 @@ test('over 5 % loss, 25 ms of delay and 12 ms of jitter the output stays continu
   );
   assert.ok(direct.rtt_ms < (sanitized() ? 300 : 10), `lisboa's RTT to porto, direct: ${direct.rtt_ms} ms`);
   assert.ok(stats.rtsp_rtt_ms >= 0 && direct.rtsp_rtt_ms >= 0);
+});
+
+test('the network gone for 4 s: the link is given up after 3 s without RTP, tried again with backoff, and back when the network is', async () => {
+  const log = () => fs.readFileSync(peers.porto.logPath, 'utf8');
+  relay.cut(true);
+  const t0 = Date.now();
+  await sleep(4000);
+  assert.equal(peers.porto.proc.proc.exitCode, null, 'porto exited');
+  assert.equal(peers.lisboa.proc.proc.exitCode, null, 'lisboa exited');
+  // porto noticed by the silence (no RTP for 3 s) and is trying again.
+  assert.match(log(), /link to lisboa: no RTP for [\d.]+ s; again in/, log().slice(-3000));
+  relay.cut(false);
+  const t1 = Date.now();
+  // Back: a retry reaches lisboa again (one that was cut waits 2 s for its
+  // answer, then backoff) and the tone is heard in porto's output again.
+  const wav = path.join(peers.porto.outDir, 'lisboa.wav');
+  await waitFor(() => {
+    const x = readWav(wav);
+    return x.length > 48000 && goertzel(x, x.length - 9600, 9600, 660) > 0.1;
+  }, { timeout: 6000, interval: 100, what: 'the tone of lisboa back in porto' });
+  process.stderr.write(
+    `network cut ${t1 - t0} ms; tone back ${Date.now() - t1} ms after the network\n`,
+  );
+  // The roster never lost lisboa: its connection to imesd is not through the relay.
+  const r = await couchRequest(couch, 'GET', '/imes/peer:lisboa', { user: 'admin' });
+  assert.equal(r.body?.online, true);
 });
