@@ -25,8 +25,9 @@ static const char init_usage[] =
     "usage: imes [-c FILE] init [--couchapp DIR]\n"
     "\n"
     "Creates the databases NAME and NAME_private (database.name) and _users if\n"
-    "missing, sets their _security and pushes the design documents from the\n"
-    "couchapp folder. Safe to run again: only what differs is written.\n"
+    "missing, sets their _security (IMES admins are admins of _users, so they\n"
+    "can add users) and pushes the design documents from the couchapp folder.\n"
+    "Safe to run again: only what differs is written.\n"
     "\n"
     "  --couchapp DIR  the folder holding imes/ and imes_private/ (default:\n"
     "                  $IMES_COUCHAPP, else the source tree's couchapp/)\n"
@@ -218,6 +219,12 @@ static int init_run(struct cli *cli, int argc, char **argv)
     static const char *const main_members[] = {"imes_user", "imes_admin", "matriz_peer", NULL};
     static const char *const priv_admins[] = {"imes_admin", NULL};
     static const char *const priv_members[] = {"imes_admin", NULL};
+    /* IMES admins manage people (the web app's Admin > Users): as admins of
+     * _users they may create users and give them roles; CouchDB's own _users
+     * rules still forbid system roles (_admin) and reading is left as it is
+     * (no members: people keep reading only their own document). */
+    static const char *const users_admins[] = {"imes_admin", NULL};
+    static const char *const no_roles[] = {NULL};
     const char *couchapp = NULL;
     char dir[4096], err[1024];
     json_t *ddoc = NULL, *pddoc = NULL;
@@ -262,7 +269,8 @@ static int init_run(struct cli *cli, int argc, char **argv)
     if ((r = ensure_db(cli, "_users")) != 0 || (r = ensure_db(cli, cli->db)) != 0 ||
         (r = ensure_db(cli, cli->db_private)) != 0)
         goto out;
-    if ((r = ensure_security(cli, cli->db, main_admins, main_members)) != 0 ||
+    if ((r = ensure_security(cli, "_users", users_admins, no_roles)) != 0 ||
+        (r = ensure_security(cli, cli->db, main_admins, main_members)) != 0 ||
         (r = ensure_security(cli, cli->db_private, priv_admins, priv_members)) != 0)
         goto out;
     if ((r = ensure_ddoc(cli, cli->db, ddoc)) != 0 ||

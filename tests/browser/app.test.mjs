@@ -392,3 +392,46 @@ test('an admin makes a delegate for the speaker; its pause and unpause URLs work
   await owner.waitForSelector('#room-devices li[data-device=speaker] .dot.on', { timeout: 10000 });
   noConsoleErrors();
 });
+
+test('an admin adds a channel, a room playing it, and a user who can log in and sees the music', async () => {
+  await owner.click('.tabs a[data-tab=admin]');
+  await owner.fill('#add-channel input[name=name]', 'terrace');
+  await owner.click('#add-channel button');
+  await owner.fill('#add-aggregate input[name=name]', 'deck');
+  await owner.click('#add-aggregate button');
+  await waitFor(async () => (await couchRequest(env.couch, 'GET', '/imes/channel:terrace', { user: 'admin' })).status === 200, { what: 'channel:terrace' });
+  await waitFor(async () => (await couchRequest(env.couch, 'GET', '/imes/aggregate:deck', { user: 'admin' })).status === 200, { what: 'aggregate:deck' });
+  await owner.fill('#add-user input[name=name]', 'carol');
+  await owner.fill('#add-user input[name=password]', 'carol secret');
+  await owner.click('#add-user button');
+  const u = await waitFor(async () => {
+    const r = await couchRequest(env.couch, 'GET', '/_users/org.couchdb.user:carol', { user: 'admin' });
+    return r.status === 200 && r.body;
+  }, { what: 'the _users doc of carol' }).catch((e) => {
+    throw new Error(`${e.message}; the admin's page: ${JSON.stringify(owner.errors)}`);
+  });
+  assert.deepEqual(u.roles, ['imes_user']);
+  assert.equal(u.password, undefined, 'the password is kept hashed, not in clear');
+  // Adding her again is refused with a clear message, her password unchanged.
+  await owner.fill('#add-user input[name=name]', 'carol');
+  await owner.fill('#add-user input[name=password]', 'another');
+  await owner.click('#add-user button');
+  await owner.waitForSelector('text=/There is a user carol already/', { timeout: 5000 });
+  await owner.waitForSelector('#adm-users tr:has-text("carol")', { timeout: 5000 });
+  // carol logs in with that password and searches the library.
+  const carol = await newPage(browser);
+  await login(carol, env.imesdUrl, 'carol', 'carol secret');
+  assert.deepEqual(await albumsShown(carol, 'artist:sine'), ['Concert Pitch']);
+  // A wrong password is refused with a clear message.
+  const mallory = await newPage(browser);
+  await mallory.goto(env.imesdUrl + '/');
+  await mallory.fill('input[name=name]', 'carol');
+  await mallory.fill('input[name=password]', 'not it');
+  await mallory.click('form button');
+  await mallory.waitForFunction(() => /wrong/.test(document.querySelector('#e')?.textContent ?? ''), null, { timeout: 5000 });
+  assert.equal(await mallory.$('body[data-ready="1"]'), null, 'not let in');
+  assert.deepEqual(carol.errors, [], 'console errors');
+  noConsoleErrors();
+  await carol.close();
+  await mallory.close();
+});

@@ -1189,8 +1189,19 @@ addForm('#add-delegate', async (n) => {
 addForm('#add-user', async (n, f) => {
   // As `imes user add`: the _users document (CouchDB hashes the password)
   // and the settings document user:NAME.
+  // IMES admins are admins of _users (imes init), so they may create users
+  // with roles. A new document only: pouchdb-server cannot let a database
+  // admin who is not a server admin read _users, so an existing user is
+  // not read and changed here (`imes user add NAME` resets a password).
   const roles = ['imes_user', ...(f.admin.checked ? ['imes_admin'] : [])];
-  await couch.update(`org.couchdb.user:${n}`, (d) => { Object.assign(d, { name: n, type: 'user', roles: [...new Set([...(d.roles || []), ...roles])], password: f.password.value }); }, '/_users');
+  const exists = () => toast(`There is a user ${n} already (imes user add ${n} sets a new password)`);
+  if (S.users.has(n)) { exists(); return; } // (a PUT would be a 409 in the console)
+  try {
+    await couch.put({ _id: `org.couchdb.user:${n}`, name: n, type: 'user', roles, password: f.password.value }, '/_users');
+  } catch (e) {
+    if (e.status === 409) { exists(); return; }
+    throw e;
+  }
   if (!S.users.has(n)) onDoc(await couch.put({ _id: `user:${n}`, type: 'user', aggregate: null, lockout: false, session_timeout: 300, scrobbling: false }));
   toast(`User ${n} saved`);
 });
