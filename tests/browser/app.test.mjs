@@ -401,6 +401,8 @@ test('an admin adds a channel, a room playing it, and a user who can log in and 
   await owner.click('#add-aggregate button');
   await waitFor(async () => (await couchRequest(env.couch, 'GET', '/imes/channel:terrace', { user: 'admin' })).status === 200, { what: 'channel:terrace' });
   await waitFor(async () => (await couchRequest(env.couch, 'GET', '/imes/aggregate:deck', { user: 'admin' })).status === 200, { what: 'aggregate:deck' });
+  await owner.selectOption('#adm-aggregates select[aria-label="deck channel"]', 'terrace');
+  await waitFor(async () => (await couchRequest(env.couch, 'GET', '/imes/aggregate:deck', { user: 'admin' })).body.channel === 'terrace', { what: 'deck plays terrace' });
   await owner.fill('#add-user input[name=name]', 'carol');
   await owner.fill('#add-user input[name=password]', 'carol secret');
   await owner.click('#add-user button');
