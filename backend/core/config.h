@@ -43,6 +43,12 @@ struct config {
     } backend;
 
     struct {
+        char *lastfm_key, *lastfm_secret, *lastfm_api, *lastfm_auth;
+        char *librefm_key, *librefm_secret, *librefm_api, *librefm_auth;
+        char *listenbrainz_api;
+    } scrobbler;
+
+    struct {
         char *level;
         char *file;
     } log;

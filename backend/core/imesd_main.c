@@ -31,6 +31,7 @@
 #include "state/auth.h"
 #include "state/dispatch.h"
 #include "state/player.h"
+#include "scrobble/scrobble.h"
 #include "stream/api.h"
 #include "stream/listener.h"
 #include "stream/rtsp.h"
@@ -66,6 +67,7 @@ struct imesd {
     struct rtsp_device *rtsp; /* RTSP/RTP device streams */
     struct api *api;
     struct roster *roster; /* Matriz peers join here */
+    struct scrobble *scrobble;
     int player_stopped;
     struct scanner *scanner;
     struct watch *watch;
@@ -660,10 +662,20 @@ int main(int argc, char **argv)
                                    })) ||
         !(d.api = api_new(d.loop, d.httpd, d.player, d.auth)) ||
         !(d.roster = roster_new(d.loop, d.httpd, d.couch, d.auth,
-                                &(struct roster_options){.db = d.cfg.database.name}))) {
+                                &(struct roster_options){.db = d.cfg.database.name})) ||
+        !(d.scrobble = scrobble_new(d.loop,
+                                    &(struct scrobble_options){
+                                        .couch = d.couch,
+                                        .db = d.cfg.database.name,
+                                        .private_db = d.cfg.database.private_name,
+                                        .player = d.player,
+                                        .cfg = &d.cfg,
+                                    })) ||
+        scrobble_start(d.scrobble) < 0) {
         LOG(E_FATAL, L_MAIN, "cannot set up playback");
         goto fail_player;
     }
+    api_set_scrobble(d.api, d.scrobble);
     httpd_add_route(d.httpd, "GET", "/healthz", healthz, &d);
     httpd_add_route(d.httpd, "GET", "/metrics", metrics_route, &d);
     httpd_add_route(d.httpd, "GET", "/", root_route, &d); /* "/" and "/login"; else 404 */
@@ -758,6 +770,7 @@ fail_player:
     rtsp_device_free(&d.rtsp);
     listener_free(&d.listener);
     api_free(&d.api);
+    scrobble_free(&d.scrobble);
     /* After the loop: the offline writes of httpd_free's closes are done
      * (or dropped by couch_free after the grace period). */
     roster_free(&d.roster);

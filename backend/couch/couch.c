@@ -423,7 +423,8 @@ static void check_multi_info(struct couch *c)
 }
 
 static struct req *req_new(struct couch *c, const char *method, const char *path, json_t *body,
-                           const char *const *extra_headers, int flags)
+                           const char *text, const char *ctype, const char *const *extra_headers,
+                           int flags)
 {
     struct req *r = calloc(1, sizeof(*r));
     if (!r)
@@ -439,10 +440,14 @@ static struct req *req_new(struct couch *c, const char *method, const char *path
     snprintf(r->url, ulen, "%s%s", c->base, path);
     if (body && !(r->body = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY)))
         goto fail;
+    if (text && !(r->body = strdup(text)))
+        goto fail;
     /* Both servers misbehave without these (COUCHDB-NOTES.md: 415, empty docs,
      * text/plain or multipart answers). "Expect:" off: no 100-continue round trip. */
-    static const char *const std_headers[] = {"Content-Type: application/json",
-                                              "Accept: application/json", "Expect:", NULL};
+    char ctype_header[128];
+    snprintf(ctype_header, sizeof(ctype_header), "Content-Type: %s",
+             ctype ? ctype : "application/json");
+    const char *const std_headers[] = {ctype_header, "Accept: application/json", "Expect:", NULL};
     for (int i = 0; std_headers[i]; i++) {
         struct curl_slist *h = curl_slist_append(r->headers, std_headers[i]);
         if (!h)
@@ -467,10 +472,8 @@ fail:
     return NULL;
 }
 
-int couch_request(struct couch *c, const char *method, const char *path, json_t *body,
-                  const char *const *extra_headers, int flags, couch_cb cb, void *arg)
+static int req_submit(struct req *r, couch_cb cb, void *arg)
 {
-    struct req *r = req_new(c, method, path, body, extra_headers, flags);
     if (!r)
         return -ENOMEM;
     r->cb = cb;
@@ -480,8 +483,22 @@ int couch_request(struct couch *c, const char *method, const char *path, json_t 
         req_free(r);
         return err;
     }
-    c->pending++;
+    r->c->pending++;
     return 0;
+}
+
+int couch_request(struct couch *c, const char *method, const char *path, json_t *body,
+                  const char *const *extra_headers, int flags, couch_cb cb, void *arg)
+{
+    return req_submit(req_new(c, method, path, body, NULL, NULL, extra_headers, flags), cb, arg);
+}
+
+int couch_request_text(struct couch *c, const char *method, const char *path,
+                       const char *content_type, const char *body, const char *const *extra_headers,
+                       int flags, couch_cb cb, void *arg)
+{
+    return req_submit(req_new(c, method, path, NULL, body, content_type, extra_headers, flags), cb,
+                      arg);
 }
 
 /* ---- streams ---- */
@@ -522,7 +539,7 @@ static void idle_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 struct couch_stream *couch_stream_get(struct couch *c, const char *path, int idle_timeout_s,
                                       couch_line_cb on_line, couch_cb on_end, void *arg)
 {
-    struct req *r = req_new(c, "GET", path, NULL, NULL, COUCH_NO_RETRY);
+    struct req *r = req_new(c, "GET", path, NULL, NULL, NULL, NULL, COUCH_NO_RETRY);
     if (!r)
         return NULL;
     buf_init(&r->resp, LINE_MAX_BYTES);

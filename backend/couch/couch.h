@@ -59,6 +59,14 @@ const char *couch_url_safe(const struct couch *c);
 int couch_request(struct couch *c, const char *method, const char *path, json_t *body,
                   const char *const *extra_headers, int flags, couch_cb cb, void *arg);
 
+/* The same with a body that is not JSON (an HTML form for a web service such
+ * as a scrobbler, whose base URL this client was made with): content_type
+ * and body as given (body may be NULL). The answer is parsed as JSON when it
+ * is JSON. */
+int couch_request_text(struct couch *c, const char *method, const char *path,
+                       const char *content_type, const char *body, const char *const *extra_headers,
+                       int flags, couch_cb cb, void *arg);
+
 /* Builds "/<db>/<docid>" with each part URL-escaped ("_design/x" and "_local/x"
  * keep their slash). Returns a malloc'd string. docid may be NULL. */
 char *couch_path(const char *db, const char *docid);

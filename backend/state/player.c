@@ -1767,6 +1767,32 @@ int player_delegate_hold(struct player *pl, const char *delegate, double seconds
     return 0;
 }
 
+/* ---- scrobbling ---- */
+
+json_t *player_channel_audience(struct player *pl, const char *channel)
+{
+    json_t *names = json_array();
+    size_t pos = 0;
+    const char *k;
+    void *v;
+    double now = timeutil_mono();
+    while (names && hmap_next(pl->users, &pos, &k, &v)) {
+        struct p_user *u = v;
+        if (!u->has_doc || !u->doc.scrobbling || !u->doc.aggregate[0])
+            continue;
+        struct rules_user ru = {.name = k,
+                                .aggregate = u->doc.aggregate,
+                                .present_until =
+                                    u->connections > 0 ? RULES_FOREVER : u->present_until,
+                                .lockout = u->doc.lockout};
+        struct p_aggregate *a = hmap_get(pl->aggregates, u->doc.aggregate);
+        if (!a || strcmp(a->doc.channel, channel) != 0 || !rules_user_present(&ru, now))
+            continue;
+        json_array_append_new(names, json_string(k));
+    }
+    return names;
+}
+
 /* ---- events ---- */
 
 int player_subscribe(struct player *pl, player_event_fn fn, void *arg)

@@ -90,6 +90,12 @@ int player_header(struct player_attachment *a, int index, const uint8_t **data, 
 /* "Artist - Title" of what the device hears, or "" (for ICY StreamTitle). */
 const char *player_title(struct player_attachment *a);
 
+/* Who hears `channel` for scrobbling right now (DESIGN.md): users present
+ * and free of lockout, with scrobbling on, whose aggregate plays it. A new
+ * JSON array of names (empty if none or the channel is unknown), or NULL
+ * when out of memory. */
+json_t *player_channel_audience(struct player *pl, const char *channel);
+
 /* ---- presence and delegates ---- */
 
 /* The web app of `user` opened / closed its live connection. Presence lasts

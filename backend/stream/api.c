@@ -25,6 +25,7 @@
 #include "core/metrics.h"
 #include "core/token.h"
 #include "state/auth.h"
+#include "scrobble/scrobble.h"
 #include "state/player.h"
 #include "stream/http_parser.h"
 #include "stream/httpd.h"
@@ -49,7 +50,7 @@ static const char unavailable[] =
     "{\"error\":\"unavailable\",\"reason\":\"The database cannot be reached; try again "
     "shortly.\"}\n";
 
-enum client_kind { C_EVENTS, C_WHOAMI, C_DELEGATE };
+enum client_kind { C_EVENTS, C_WHOAMI, C_DELEGATE, C_SCROBBLE };
 enum client_state { C_WAITING, C_OPEN, C_DROPPED };
 
 struct client {
@@ -63,6 +64,11 @@ struct client {
     struct auth_wait *wait;
     char *user; /* C_OPEN events: whose presence this is */
     struct api_delegate_url url;
+    /* C_SCROBBLE: the request, kept while the session is checked */
+    char method[8];
+    char *body;
+    size_t body_len;
+    struct scrobble_op *op;
     char cors[384]; /* CORS response headers for the web app's origin, or "" */
 };
 
@@ -71,6 +77,7 @@ struct api {
     struct httpd *httpd;
     struct player *player;
     struct auth *auth;
+    struct scrobble *scrobble; /* NULL: /api/scrobble answers 503 */
     struct client *all;
     size_t open;
     int subscribed;
@@ -177,6 +184,8 @@ static void client_free(struct client *c)
 {
     struct api *a = c->api;
     auth_cancel(&c->wait);
+    scrobble_op_cancel(&c->op);
+    free(c->body);
     if (c->prev)
         c->prev->next = c->next;
     else if (a->all == c)
@@ -332,6 +341,15 @@ static void events_open(struct client *c, const struct auth_user *u)
     buf_reset(&a->scratch);
 }
 
+static void scrobble_replied(int status, json_t *body, void *arg)
+{
+    struct client *c = arg;
+    char headers[512];
+    c->op = NULL;
+    snprintf(headers, sizeof(headers), "Cache-Control: no-store\r\n%s", c->cors);
+    respond_json(c, status, headers, body);
+}
+
 static void on_session(int result, const struct auth_user *u, void *arg)
 {
     struct client *c = arg;
@@ -358,6 +376,15 @@ static void on_session(int result, const struct auth_user *u, void *arg)
     }
     if (!u->member) {
         respond_and_forget(c, 403, c->cors[0] ? c->cors : NULL, "application/json", forbidden);
+        return;
+    }
+    if (c->kind == C_SCROBBLE) {
+        if (!c->api->scrobble ||
+            !(c->op = scrobble_api(c->api->scrobble, u->name, c->method, c->body ? c->body : "",
+                                   c->body_len, scrobble_replied, c))) {
+            snprintf(headers, sizeof(headers), "Retry-After: 5\r\n%s", c->cors);
+            respond_and_forget(c, 503, headers, "application/json", unavailable);
+        }
         return;
     }
     events_open(c, u);
@@ -508,6 +535,33 @@ static void events_route(struct httpd_conn *conn, const struct http_request *req
     session_route(conn, req, arg, C_EVENTS);
 }
 
+/* The web app posts as text/plain (a "simple" cross-origin request: no
+ * preflight); the body is JSON all the same. */
+static void scrobble_route(struct httpd_conn *conn, const struct http_request *req, void *arg)
+{
+    struct api *a = arg;
+    if (req->body_len > 4096) {
+        httpd_respond(conn, 413, "application/json", "{\"error\":\"too_large\"}\n", 22);
+        return;
+    }
+    struct client *c = client_new(a, conn, req, C_SCROBBLE);
+    if (!c)
+        return;
+    snprintf(c->method, sizeof(c->method), "%s", req->method);
+    if (req->body_len && !(c->body = strndup(req->body, req->body_len))) {
+        respond_and_forget(c, 503, "Retry-After: 5\r\n", "text/plain; charset=utf-8",
+                           "out of memory\n");
+        return;
+    }
+    c->body_len = req->body_len;
+    cors_headers(req, c->cors, sizeof(c->cors));
+    c->wait = auth_session_check(a->auth, http_request_header(req, "Authorization"),
+                                 http_request_header(req, "Cookie"), on_session, c);
+    if (!c->wait)
+        respond_and_forget(c, 503, "Retry-After: 5\r\n", "text/plain; charset=utf-8",
+                           "out of memory\n");
+}
+
 static void whoami_route(struct httpd_conn *conn, const struct http_request *req, void *arg)
 {
     session_route(conn, req, arg, C_WHOAMI);
@@ -566,7 +620,9 @@ struct api *api_new(struct ev_loop *loop, struct httpd *h, struct player *pl, st
     if ((r = httpd_add_route(h, "GET", "/delegate/", delegate_route, a)) < 0 ||
         (r = httpd_add_route(h, "POST", "/delegate/", delegate_route, a)) < 0 ||
         (r = httpd_add_route(h, "GET", "/api/events", events_route, a)) < 0 ||
-        (r = httpd_add_route(h, "GET", "/api/whoami", whoami_route, a)) < 0) {
+        (r = httpd_add_route(h, "GET", "/api/whoami", whoami_route, a)) < 0 ||
+        (r = httpd_add_route(h, "GET", "/api/scrobble", scrobble_route, a)) < 0 ||
+        (r = httpd_add_route(h, "POST", "/api/scrobble", scrobble_route, a)) < 0) {
         LOG(E_ERROR, L_HTTP, "api: cannot add routes: %s", strerror(-r));
         goto fail;
     }
@@ -601,6 +657,11 @@ void api_free(struct api **ap)
     buf_free(&a->scratch);
     free(a);
     *ap = NULL;
+}
+
+void api_set_scrobble(struct api *a, struct scrobble *s)
+{
+    a->scrobble = s;
 }
 
 void api_set_keepalive(struct api *a, double seconds)

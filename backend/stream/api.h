@@ -15,6 +15,9 @@
  *   the first event is "snapshot" (player_snapshot), then one "state" event
  *   per player event, and a ": keep-alive" comment every 15 s.
  * - GET /api/whoami: {"name", "roles"} of whoever the credentials belong to.
+ * - GET and POST /api/scrobble: the member's scrobbler accounts, link and
+ *   unlink (scrobble.h scrobble_api; the body is JSON, at most 4 KiB, sent
+ *   as text/plain by the web app to spare a CORS preflight).
  *
  * Each SSE client's output is bounded: one that does not read its events is
  * dropped alone. Metrics: imes_api_events_clients, imes_api_events_drops_total,
@@ -42,6 +45,10 @@ struct api;
  * subscribes to the player's events. NULL (logged) on failure. */
 struct api *api_new(struct ev_loop *loop, struct httpd *h, struct player *pl, struct auth *auth);
 void api_free(struct api **a);
+
+/* Where /api/scrobble goes (until set it answers 503). */
+struct scrobble;
+void api_set_scrobble(struct api *a, struct scrobble *s);
 
 /* Replaces the keep-alive interval (15 s), for tests and tuning. */
 void api_set_keepalive(struct api *a, double seconds);

@@ -191,6 +191,11 @@ void player_unsubscribe(struct player *pl, player_event_fn fn, void *arg)
         pl->sub_fn = NULL;
 }
 
+json_t *player_channel_audience(struct player *pl, const char *channel)
+{
+    return json_array(); /* nobody scrobbles here */
+}
+
 json_t *player_snapshot(struct player *pl)
 {
     return json_pack("{s:s,s:{}}", "type", "snapshot", "channels");
