@@ -109,8 +109,13 @@ enum scrobble_outcome scrobble_as_outcome(int error, long status, const json_t *
         return SCROBBLE_RETRY;
     }
     const json_t *e = json_object_get(body, "error");
-    if (json_is_integer(e)) {
-        *code = (int)json_integer_value(e);
+    if (e && !json_is_integer(e)) {
+        snprintf(msg, msglen, "HTTP %ld with a malformed error", status);
+        return status >= 500 ? SCROBBLE_RETRY : SCROBBLE_REJECTED;
+    }
+    if (e) {
+        json_int_t v = json_integer_value(e);
+        *code = v > 0 && v < 1000 ? (int)v : -1;
         const char *m = json_string_value(json_object_get(body, "message"));
         snprintf(msg, msglen, "error %d: %s", *code, m ? m : "(no message)");
         switch (*code) {
