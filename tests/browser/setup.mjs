@@ -86,13 +86,13 @@ export async function makeLibrary(mediaDir) {
 }
 
 /**
- * Starts everything. Returns { couch, cfg, imesd, appUrl, imesdUrl, urls
+ * Starts everything (config: overrides of config.yaml). Returns { couch, cfg, imesd, appUrl, imesdUrl, urls
  * (speaker: {mp3, opus}), stop() }.
  */
-export async function startImes({ library = true, imesdEnv } = {}) {
+export async function startImes({ library = true, imesdEnv, config = {} } = {}) {
   process.env.IMES_COUCHAPP = path.join(ROOT, 'couchapp');
   const couch = await startCouch();
-  const cfg = await writeConfig(couch);
+  const cfg = await writeConfig(couch, config);
   await ok(cfg, ['init']);
   for (const [name, u] of Object.entries(USERS))
     await ok(cfg, ['user', 'add', name, ...(u.admin ? ['--admin'] : [])], { input: `${u.password}\n` });

@@ -1020,23 +1020,114 @@ function renderSettings() {
   $('#set-scrobbling').checked = !!u.scrobbling;
   $('#set-notify').checked = localStorage.getItem('imes.notify') === '1';
   $('#notify-state').textContent = typeof Notification === 'undefined' ? 'This browser has no notifications.' : `Browser permission: ${Notification.permission}.`;
-  const links = u.scrobblers || {};
-  $('#scrobblers').replaceChildren(...[['lastfm', 'Last.fm'], ['librefm', 'Libre.fm'], ['listenbrainz', 'ListenBrainz']].map(([k, label]) => {
-    const linked = links[k]?.user;
-    const input = h('input', { placeholder: `${label} user name`, value: linked || '', disabled: !!linked, 'aria-label': `${label} user name` });
-    return h('form', { class: 'inline', dataset: { service: k }, onsubmit: async (ev) => {
-      ev.preventDefault();
-      await saveUser((d) => {
-        d.scrobblers = { ...(d.scrobblers || {}) };
-        if (linked) delete d.scrobblers[k];
-        else if (input.value.trim()) d.scrobblers[k] = { user: input.value.trim(), requested: nowIso() };
-        else return false;
-      });
-      renderSettings();
-    } }, h('strong', { style: 'min-width:7em' }, label), input,
-    h('button', {}, linked ? 'Unlink' : 'Link'),
-    linked ? h('span', { class: 'muted' }, links[k].session ? 'linked' : 'waiting for imesd to confirm') : null);
-  }));
+  renderScrobblers();
+}
+
+// Scrobbler accounts: imesd links them (/api/scrobble) and keeps their keys
+// where members cannot read them; the user doc only says which service is
+// linked to which account name. State here survives re-renders.
+const scrob = { services: null, loading: false, approve: {}, note: {}, busy: {} };
+
+async function scrobbleApi(body) {
+  const base = imesdBase();
+  if (!base) throw Object.assign(new Error('imesd has not published its address yet'), { status: 0 });
+  // text/plain: a "simple" cross-origin request (no preflight); imesd reads JSON.
+  const res = await fetch(`${base}/api/scrobble`, body
+    ? { method: 'POST', credentials: 'include', headers: { 'Content-Type': 'text/plain' }, body: JSON.stringify(body) }
+    : { credentials: 'include' });
+  let j = {};
+  try { j = await res.json(); } catch { /* not JSON */ }
+  if (!res.ok) throw Object.assign(new Error(j.reason || `imesd answered ${res.status}`), { status: res.status, error: j.error, reason: j.reason });
+  return j;
+}
+
+async function loadScrobblers() {
+  if (scrob.loading) return;
+  scrob.loading = true;
+  try {
+    scrob.services = (await scrobbleApi()).services;
+  } catch (e) {
+    scrob.services = [];
+    scrob.note._all = `Scrobbler accounts cannot be shown: ${e.message}`;
+  }
+  scrob.loading = false;
+  renderScrobblers();
+}
+
+// The user doc mirrors what imesd says: { service: { user: name } }, no keys.
+async function mirrorScrobbler(k, name) {
+  await saveUser((d) => {
+    const cur = d.scrobblers?.[k]?.user ?? null;
+    if (cur === (name ?? null)) return false;
+    d.scrobblers = { ...(d.scrobblers || {}) };
+    if (name) d.scrobblers[k] = { user: name };
+    else delete d.scrobblers[k];
+  });
+}
+
+async function scrobbleAction(svc, body) {
+  const k = svc.service;
+  scrob.busy[k] = true;
+  scrob.note[k] = '';
+  renderScrobblers();
+  try {
+    const r = await scrobbleApi({ service: k, ...body });
+    if (r.state === 'approve') {
+      scrob.approve[k] = r.url;
+      scrob.note[k] = `Open the link, allow IMES at ${svc.label}, then press Done.`;
+    } else if (r.linked) {
+      delete scrob.approve[k];
+      Object.assign(svc, { linked: true, name: r.name });
+      scrob.note[k] = '';
+      await mirrorScrobbler(k, r.name);
+      toast(`${svc.label}: linked as ${r.name}.`);
+    } else {
+      delete scrob.approve[k];
+      Object.assign(svc, { linked: false, name: '' });
+      await mirrorScrobbler(k, null);
+      toast(`${svc.label}: unlinked.`);
+    }
+  } catch (e) {
+    scrob.note[k] = e.reason || e.message;
+  }
+  scrob.busy[k] = false;
+  renderScrobblers();
+}
+
+function renderScrobblers() {
+  const box = $('#scrobblers');
+  if (!scrob.services) {
+    box.replaceChildren(h('p', { class: 'muted' }, 'Loading scrobbler accounts…'));
+    loadScrobblers();
+    return;
+  }
+  const rows = scrob.services.map((svc) => {
+    const k = svc.service;
+    const busy = !!scrob.busy[k];
+    const parts = [h('strong', { style: 'min-width:7em' }, svc.label)];
+    if (!svc.enabled && !svc.linked) {
+      parts.push(h('span', { class: 'muted' }, 'not set up on this server'));
+    } else if (svc.linked) {
+      parts.push(h('span', { class: 'scrobble-state' }, `Linked as ${svc.name}`),
+        h('button', { type: 'button', disabled: busy, onclick: () => scrobbleAction(svc, { action: 'unlink' }) }, 'Unlink'));
+    } else if (svc.kind === 'token') {
+      const input = h('input', { type: 'password', autocomplete: 'off', placeholder: `${svc.label} user token`, 'aria-label': `${svc.label} user token` });
+      parts.push(input, h('button', { disabled: busy }, 'Link'));
+      return h('form', { class: 'inline', dataset: { service: k }, onsubmit: (ev) => {
+        ev.preventDefault();
+        scrobbleAction(svc, { action: 'link', token: input.value.trim() });
+      } }, ...parts, scrob.note[k] ? h('span', { class: 'muted scrobble-note', role: 'status' }, scrob.note[k]) : null);
+    } else if (scrob.approve[k]) {
+      parts.push(h('a', { href: scrob.approve[k], target: '_blank', rel: 'noopener', class: 'scrobble-approve' }, `Allow IMES at ${svc.label}`),
+        h('button', { type: 'button', disabled: busy, onclick: () => scrobbleAction(svc, { action: 'complete' }) }, 'Done'));
+    } else {
+      parts.push(h('button', { type: 'button', disabled: busy, onclick: () => scrobbleAction(svc, { action: 'link' }) }, 'Link'));
+    }
+    if (scrob.note[k]) parts.push(h('span', { class: 'muted scrobble-note', role: 'status' }, scrob.note[k]));
+    return h('div', { class: 'inline', dataset: { service: k } }, ...parts);
+  });
+  if (scrob.note._all) rows.push(h('p', { class: 'muted' }, scrob.note._all));
+  box.replaceChildren(...rows);
 }
 $('#set-timeout').addEventListener('change', (ev) => {
   const v = Number(ev.target.value);
