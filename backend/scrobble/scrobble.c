@@ -27,6 +27,7 @@
 
 struct svc;
 struct scrobble_op;
+struct send;
 
 struct svc_ops {
     const char *kind; /* "approve" or "token" */
@@ -87,7 +88,8 @@ struct chan {
 struct qitem {
     struct scrobble *s;
     char id[256];
-    char *rev; /* NULL until written */
+    char *rev;   /* NULL until written */
+    int writing; /* its PUT is in flight: not sent (nor freed) meanwhile */
     char user[NAME_MAX_LEN + 1];
     int svc;
     struct scrobble_track track;
@@ -108,6 +110,8 @@ struct scrobble {
     struct pending *pendings;
     struct chan *chans;
     struct qitem *queue;
+    struct scrobble_op *ops;
+    struct send *sends; /* to the services, in flight */
     unsigned queue_seq;
     int sessions_loaded; /* the queue waits for them: a retry needs its key */
     int subscribed;
@@ -116,6 +120,7 @@ struct scrobble {
 
 struct scrobble_op {
     struct scrobble *s;
+    struct scrobble_op *next_live, **prev_live; /* s->ops: freed with s if still out */
     struct ev_loop *loop;
     ev_timer later; /* answers go out from the loop, never inside scrobble_api */
     int status;
@@ -130,6 +135,16 @@ struct scrobble_op {
 
 /* ---- replies ---- */
 
+static void op_free(struct scrobble_op *op)
+{
+    *op->prev_live = op->next_live;
+    if (op->next_live)
+        op->next_live->prev_live = op->prev_live;
+    ev_timer_stop(op->loop, &op->later);
+    free(op->key);
+    free(op);
+}
+
 static void op_deliver(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct scrobble_op *op = w->data;
@@ -137,16 +152,13 @@ static void op_deliver(struct ev_loop *loop, ev_timer *w, int revents)
         op->reply(op->status, op->answer, op->arg);
     else
         json_decref(op->answer);
-    free(op->key);
-    free(op);
+    op_free(op);
 }
 
 static void op_finish(struct scrobble_op *op, int status, json_t *body)
 {
     op->status = status;
     op->answer = body;
-    ev_timer_init(&op->later, op_deliver, 0., 0.);
-    op->later.data = op;
     ev_timer_start(op->loop, &op->later);
 }
 
@@ -531,6 +543,7 @@ static void queue_written(const struct couch_response *r, void *arg)
 {
     struct qitem *q = arg;
     const char *rev = json_string_value(json_object_get(r->body, "rev"));
+    q->writing = 0;
     if (r->error || r->status >= 300 || !rev) {
         LOG(E_ERROR, L_SCROBBLE, "cannot queue %s: %s (kept in memory only)", q->id, r->errmsg);
         return;
@@ -559,7 +572,9 @@ static void queue_add(struct scrobble *s, const char *user, int svc, const struc
     *p = q;
     json_t *doc = json_pack("{s:s,s:s,s:s,s:o}", "type", "scrobble-queue", "user", user, "service",
                             s->svcs[svc].name, "track", track_json(t));
-    if (!doc || couch_put(s->couch, s->private_db, q->id, doc, queue_written, q) < 0)
+    if (doc && couch_put(s->couch, s->private_db, q->id, doc, queue_written, q) == 0)
+        q->writing = 1;
+    else
         LOG(E_ERROR, L_SCROBBLE, "cannot queue %s (kept in memory only)", q->id);
     json_decref(doc);
 }
@@ -568,12 +583,23 @@ static void queue_add(struct scrobble *s, const char *user, int svc, const struc
 
 struct send {
     struct scrobble *s;
+    struct send *next_live, **prev_live; /* s->sends */
     char user[NAME_MAX_LEN + 1];
     int svc;
     int scrobble;
     struct scrobble_track track;
     struct qitem *q; /* a retry of this queued item, or NULL */
 };
+
+static void send_free(struct send *x)
+{
+    if (x->prev_live) {
+        *x->prev_live = x->next_live;
+        if (x->next_live)
+            x->next_live->prev_live = x->prev_live;
+    }
+    free(x);
+}
 
 static void sent_cb(const struct couch_response *r, void *arg)
 {
@@ -609,7 +635,7 @@ static void sent_cb(const struct couch_response *r, void *arg)
         if (x->q)
             queue_done(s, x->q);
     }
-    free(x);
+    send_free(x);
 }
 
 static void send_one(struct scrobble *s, const char *user, int svc, const struct scrobble_track *t,
@@ -642,7 +668,13 @@ static void send_one(struct scrobble *s, const char *user, int svc, const struct
         else if (scrobble)
             queue_add(s, user, svc, t);
         free(x);
+        return;
     }
+    x->next_live = s->sends;
+    if (s->sends)
+        s->sends->prev_live = &x->next_live;
+    s->sends = x;
+    x->prev_live = &s->sends;
 }
 
 static void send_all(struct scrobble *s, const char *user, const struct scrobble_track *t,
@@ -781,7 +813,7 @@ static void chan_tick(struct scrobble *s, struct chan *c, double now)
         double need = scrobble_threshold(c->track.duration);
         if (!l->scrobbled && need > 0 && l->heard >= need) {
             l->scrobbled = 1;
-            LOG(E_INFO, L_SCROBBLE, "channel %s: %s heard %.0f s of %s - %s: scrobbling", c->name,
+            LOG(E_DEBUG, L_SCROBBLE, "channel %s: %s heard %.0f s of %s - %s: it counts", c->name,
                 user, l->heard, c->track.artist, c->track.title);
             send_all(s, user, &c->track, 1);
         }
@@ -797,7 +829,7 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
         chan_tick(s, c, now);
     for (struct qitem *q = s->sessions_loaded ? s->queue : NULL, *next; q; q = next) {
         next = q->next;
-        if (!q->busy && q->rev && q->next_try <= now)
+        if (!q->busy && !q->writing && q->next_try <= now)
             send_one(s, q->user, q->svc, &q->track, 1, q);
     }
     for (struct pending **p = &s->pendings; *p;) {
@@ -957,6 +989,13 @@ struct scrobble_op *scrobble_api(struct scrobble *s, const char *user, const cha
         return NULL;
     op->s = s;
     op->loop = s->loop;
+    ev_timer_init(&op->later, op_deliver, 0., 0.);
+    op->later.data = op;
+    op->next_live = s->ops;
+    if (s->ops)
+        s->ops->prev_live = &op->next_live;
+    s->ops = op;
+    op->prev_live = &s->ops;
     op->reply = reply;
     op->arg = arg;
     snprintf(op->user, sizeof(op->user), "%s", user);
@@ -1073,6 +1112,13 @@ void scrobble_free(struct scrobble **sp)
         free(v->secret);
         free(v->api);
         free(v->auth);
+    }
+    /* what was in flight to the services was dropped with their clients */
+    while (s->sends)
+        send_free(s->sends);
+    while (s->ops) {
+        json_decref(s->ops->answer);
+        op_free(s->ops);
     }
     while (s->sessions)
         session_forget(s, s->sessions->user, s->sessions->svc);
