@@ -63,7 +63,8 @@ int scrobble_as_signature(const struct scrobble_param *p, size_t n, const char *
     struct scrobble_param *sorted = malloc((n ? n : 1) * sizeof(*sorted));
     if (!sorted)
         return -ENOMEM;
-    memcpy(sorted, p, n * sizeof(*p));
+    if (n)
+        memcpy(sorted, p, n * sizeof(*p));
     qsort(sorted, n, sizeof(*sorted), by_name);
     GChecksum *md5 = g_checksum_new(G_CHECKSUM_MD5);
     for (size_t i = 0; i < n; i++) {

@@ -51,6 +51,7 @@ export class FakeScrobbler {
     this.listens = [];
     this.server = null;
     this.port = 0;
+    this.hang = false;
   }
 
   get url() { return `http://127.0.0.1:${this.port}`; }
@@ -80,6 +81,7 @@ export class FakeScrobbler {
       const url = new URL(req.url, 'http://fake');
       const call = { method: req.method, path: url.pathname, headers: req.headers, body };
       this.calls.push(call);
+      if (this.hang) return; // a service that accepts and never answers
       try {
         if (url.pathname === '/2.0/' || url.pathname === '/2.0') this.audioscrobbler(req, url, body, res, call);
         else if (url.pathname === '/api/auth/' || url.pathname === '/api/auth') this.approve(req, url, res);
