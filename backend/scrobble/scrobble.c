@@ -677,6 +677,24 @@ static void send_one(struct scrobble *s, const char *user, int svc, const struct
     x->prev_live = &s->sends;
 }
 
+static void history_written(const struct couch_response *r, void *arg)
+{
+    if (r->error || r->status >= 300)
+        LOG(E_WARN, L_SCROBBLE, "cannot write listening history: %s", r->errmsg);
+}
+
+/* history:<user>:<began>:<file> in imes_private: what counted as played. */
+static void history_add(struct scrobble *s, const char *user, const struct chan *c)
+{
+    char id[512];
+    snprintf(id, sizeof(id), "history:%s:%lld:%s", user, c->track.timestamp, c->file);
+    json_t *doc = json_pack("{s:s,s:s,s:s,s:s,s:o}", "type", "history", "user", user, "channel",
+                            c->name, "file", c->file, "track", track_json(&c->track));
+    if (doc && couch_put(s->couch, s->private_db, id, doc, history_written, NULL) < 0)
+        LOG(E_WARN, L_SCROBBLE, "cannot write %s", id);
+    json_decref(doc);
+}
+
 static void send_all(struct scrobble *s, const char *user, const struct scrobble_track *t,
                      int scrobble)
 {
@@ -769,7 +787,9 @@ static void on_event(const json_t *ev, void *arg)
     memset(&c->track, 0, sizeof(c->track));
     if (!*file)
         return;
-    c->track.timestamp = (long long)time(NULL);
+    /* when it began: a track resumed mid-way (after a restart) began earlier */
+    double pos = json_number_value(json_object_get(ev, "position"));
+    c->track.timestamp = (long long)time(NULL) - (pos > 0 && pos < 1e7 ? (long long)pos : 0);
     struct meta_req *m = calloc(1, sizeof(*m));
     if (!m)
         return;
@@ -815,6 +835,7 @@ static void chan_tick(struct scrobble *s, struct chan *c, double now)
             l->scrobbled = 1;
             LOG(E_DEBUG, L_SCROBBLE, "channel %s: %s heard %.0f s of %s - %s: it counts", c->name,
                 user, l->heard, c->track.artist, c->track.title);
+            history_add(s, user, c);
             send_all(s, user, &c->track, 1);
         }
     }

@@ -13,6 +13,8 @@
  *   (present, free of lockout, scrobbling on, in a room on that channel).
  *   A listener gets "now playing" when they start hearing a track and one
  *   scrobble once they have heard enough of it (scrobble_threshold).
+ * - History: each play that counts is also written to imes_private as
+ *   history:<user>:<began>:<file> (linked services or not).
  * - Nothing lost: a scrobble the service could not take now is written to
  *   imes_private as scrobble:queue:... and sent again with backoff (2 s
  *   doubling to 10 min), also after a restart; the doc is deleted once the

@@ -9,7 +9,7 @@
 // - a track heard past last.fm's rule: now playing, then exactly one
 //   scrobble (artist, title, album, duration, timestamp); a second user
 //   present but locked out gets nothing; a track skipped early is not
-//   scrobbled;
+//   scrobbled; what counted is in imes_private's history:<user>:...;
 // - the service down: the scrobble waits in imes_private and is delivered
 //   after imesd restarts with the service back;
 // - unlinked: no more now playing nor scrobbles.
@@ -209,6 +209,8 @@ test('a track heard past the rule: now playing, then exactly one scrobble; a loc
     { timeout: 15000, what: 'the scrobble of Alpha' });
   const heardFor = Date.now() / 1000 - npAt;
   assert.ok(heardFor >= SECONDS / 2 - 2.5, `scrobbled after ${heardFor.toFixed(1)} s`);
+  process.stderr.write(`scrobble figures: now playing ${(npAt - started).toFixed(2)} s after the room started, ` +
+    `scrobble ${heardFor.toFixed(2)} s after now playing (rule: ${SECONDS / 2} s of a ${SECONDS} s track)\n`);
   await sleep(3000);
   const [s] = lfmScrobbles('alice-lfm', 'Alpha');
   assert.equal(lfmScrobbles('alice-lfm', 'Alpha').length, 1);
@@ -218,7 +220,10 @@ test('a track heard past the rule: now playing, then exactly one scrobble; a loc
   assert.equal(s.duration, SECONDS);
   assert.ok(Math.abs(s.timestamp - started) <= 5, `timestamp ${s.timestamp} vs started ${started}`);
   assert.equal(lbListens('alice-lb', 'Alpha')[0].listened_at, s.timestamp);
+  const history = await privateDocs('history:alice:');
+  assert.deepEqual(history.map((d) => [d.track.title, d.track.timestamp, d.channel]), [['Alpha', s.timestamp, 'lounge']]);
   // bob was present all along, locked out: nothing for him.
+  assert.deepEqual(await privateDocs('history:bob:'), []);
   assert.equal(fake.nowPlaying.filter((x) => x.user === 'bob-lfm').length, 0);
   assert.equal(fake.scrobbles.filter((x) => x.user === 'bob-lfm').length, 0);
 });
