@@ -73,6 +73,9 @@ struct jitter_frame {
     const uint8_t *fec; /* JITTER_CONCEAL: the following packet, or NULL */
     size_t fec_len;
     int64_t ts; /* the frame's timestamp, extended */
+    int wait;   /* JITTER_SILENCE: put out only this many samples of silence
+                 * (0 = a frame), then ask again: so the stream starts on the
+                 * target to the sample, not on the frame grid */
 };
 
 struct jitter_stats {

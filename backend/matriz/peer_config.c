@@ -89,7 +89,8 @@ static const struct config_option options[] = {
     {"send.codec", CONFIG_ENUM, OFF(send.codec), "opus", 0, 0, codecs, NULL,
      "opus (RFC 7587), or uncompressed L16/L24 for fast LANs."},
     {"send.frame_ms", CONFIG_ENUM, OFF(send.frame_ms), "5", 0, 0, frames, NULL,
-     "Audio per packet, in ms: 2.5, 5 or 10 (shorter: less delay, more packets)."},
+     "ms of audio per packet: 2.5, 5 or 10 (less: less delay). L16/L24 send one per audio "
+     "period (this if under 32 frames)."},
     {"send.bitrate", CONFIG_INT, OFF(send.bitrate), "96000", 16000, 510000, NULL, NULL,
      "opus: bits per second (stereo)."},
     {"send.fec", CONFIG_BOOL, OFF(send.fec), "false", 0, 0, NULL, NULL,

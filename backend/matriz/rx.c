@@ -198,6 +198,8 @@ static void decode_next(struct rx *rx, double now)
     struct jitter_frame fr;
     enum jitter_result res = jitter_get(rx->jb, now, &fr);
     int got = 0;
+    if (res == JITTER_SILENCE && fr.wait > 0 && fr.wait < f)
+        f = fr.wait; /* the lead-in to the first frame */
     if (rx->dec) {
         if (res == JITTER_PACKET)
             got = opus_decode_float(rx->dec, fr.data, (opus_int32)fr.len, out, f, 0);

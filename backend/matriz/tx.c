@@ -180,8 +180,29 @@ static void frame_done(struct tx *tx)
     }
 }
 
+/* PCM goes one packet per audio period: it leaves the moment the period is
+ * captured, and a receiver on the same period gets it in step with its own
+ * cycles (no packetization delay, no phase jitter between a packet grid and
+ * the period grid). A period beyond the MTU is sent in equal parts; a tiny
+ * one (< 32 frames) or one that does not split evenly keeps the configured
+ * frame. 0 = keep. Thread: audio. */
+static int pcm_packet_frames(const struct tx *tx, uint32_t period)
+{
+    size_t bytes = tx->o.enc == RTP_ENC_L16 ? 4 : 6;
+    for (uint32_t k = 1; period / k >= 32; k++)
+        if (period % k == 0 && period / k <= MAX_TX_FRAME &&
+            (period / k) * bytes <= RTP_DEFAULT_MTU - RTP_HEADER_LEN)
+            return (int)(period / k);
+    return 0;
+}
+
 void tx_capture(struct tx *tx, const float *l, const float *r, uint32_t frames)
 {
+    if (!tx->enc && tx->fill == 0) {
+        int n = pcm_packet_frames(tx, frames);
+        if (n)
+            tx->o.frame = n;
+    }
     for (uint32_t i = 0; i < frames; i++) {
         tx->pcm[2 * tx->fill] = l[i];
         tx->pcm[2 * tx->fill + 1] = r[i];

@@ -26,7 +26,8 @@ struct tx;
 
 struct tx_options {
     enum rtp_encoding enc; /* RTP_ENC_OPUS, RTP_ENC_L16, RTP_ENC_L24 */
-    int frame;             /* samples per packet at 48 kHz: 120, 240, 480 */
+    int frame;             /* samples per packet at 48 kHz: 120, 240, 480 (PCM: one
+                            * packet per audio period instead, when it fits) */
     int bitrate;           /* Opus */
     int fec;               /* Opus in-band FEC */
     int loss_percent;      /* Opus: expected loss */
