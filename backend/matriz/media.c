@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "matriz/recorder.h"
 #include "matriz/rx.h"
 #include "matriz/tx.h"
 #include "rtp/rtsp_client.h"
@@ -32,6 +33,7 @@ struct media {
     struct httpd *httpd;
     struct rtsp_server *server;
     struct tx *tx;
+    struct recorder *rec;
 };
 
 struct link_media {
@@ -65,6 +67,17 @@ struct media *media_new(struct ev_loop *loop, const struct peer_config *cfg)
                             .name = cfg->peer.name};
     if (!(m->tx = tx_new(loop, &to)))
         goto fail;
+    if (*cfg->record.dir) {
+        struct recorder_options ro = {
+            .dir = cfg->record.dir, .rate = 48000, .mix = cfg->record.what.n == 0};
+        for (size_t i = 0; i < cfg->record.what.n; i++) {
+            const char *w = cfg->record.what.v[i];
+            ro.mix |= strcmp(w, "mix") == 0;
+            ro.self |= strcmp(w, "self") == 0;
+            ro.peers |= strcmp(w, "peers") == 0;
+        }
+        m->rec = recorder_new(&ro); /* NULL: logged; the peer plays on unrecorded */
+    }
     struct httpd_options ho = {
         .bind_host = cfg->net.bind_host, .bind_port = cfg->net.port, .server_name = "matriz"};
     if (!(m->httpd = httpd_new(loop, &ho))) {
@@ -109,6 +122,7 @@ void media_free(struct media **mp)
     rtsp_server_free(&m->server);
     httpd_free(&m->httpd);
     tx_free(&m->tx);
+    recorder_free(&m->rec);
     free(m);
     *mp = NULL;
 }
@@ -276,10 +290,26 @@ static void capture(void *arg, const struct audio_block *b)
     tx_capture(m->tx, b->in[0], b->in[1], b->frames);
 }
 
+/* Thread: audio. */
+static void record(void *arg, const struct audio_block *b, uint32_t slots, uint64_t cycle)
+{
+    struct media *m = arg;
+    if (m->rec)
+        recorder_write(m->rec, b, slots, cycle);
+}
+
+static void record_slot(void *arg, int slot, const char *name, uint64_t cycle)
+{
+    struct media *m = arg;
+    recorder_slot(m->rec, slot, name, cycle);
+}
+
 const struct matriz_link_ops media_link_ops = {
     .open = link_open,
     .process = link_process,
     .stats = link_stats,
     .close = link_close,
     .capture = capture,
+    .record = record,
+    .record_slot = record_slot,
 };

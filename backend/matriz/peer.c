@@ -92,11 +92,16 @@ static void process(struct audio_block *b, void *arg)
     struct matriz_peer *p = arg;
     if (p->ops.capture)
         p->ops.capture(p->ops_arg, b);
+    uint32_t slots = 0;
     for (int s = 0; s < AUDIO_MAX_OUTPUTS; s++) {
         void *m = atomic_load(&p->rt_media[s]);
-        if (m && b->out[s][0] && p->ops.process)
+        if (m && b->out[s][0] && p->ops.process) {
             p->ops.process(m, b, b->out[s][0], b->out[s][1]);
+            slots |= 1u << s;
+        }
     }
+    if (p->ops.record)
+        p->ops.record(p->ops_arg, b, slots, atomic_load(&p->cycles));
     atomic_fetch_add(&p->cycles, 1);
 }
 
@@ -128,6 +133,8 @@ static void link_close(struct link *l, const char *why)
     LOG(E_INFO, L_MATRIZ, "link to %s closed (%s)", l->name, why);
     if (l->slot >= 0) {
         atomic_store(&p->rt_media[l->slot], NULL);
+        if (p->ops.record_slot)
+            p->ops.record_slot(p->ops_arg, l->slot, NULL, atomic_load(&p->cycles));
         p->aops->remove_output(p->audio, l->slot);
     }
     if (l->media) {
@@ -165,6 +172,8 @@ static void link_open(struct matriz_peer *p, const char *name, const char *sessi
         LOG(E_WARN, L_MATRIZ, "link to %s: no audio output (%s)", name, strerror(-l->slot));
     if (p->ops.open)
         l->media = p->ops.open(p->ops_arg, name, url, codec);
+    if (l->slot >= 0 && l->media && p->ops.record_slot)
+        p->ops.record_slot(p->ops_arg, l->slot, name, atomic_load(&p->cycles));
     if (l->slot >= 0)
         atomic_store(&p->rt_media[l->slot], l->media);
     if (hmap_set(p->links, name, l, NULL) < 0) {

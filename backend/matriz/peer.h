@@ -43,6 +43,11 @@ struct matriz_link_ops {
     void (*close)(void *media);
     /* Thread: audio. The captured input, once per period before the links. */
     void (*capture)(void *arg, const struct audio_block *b);
+    /* Thread: audio. After the outputs are filled: period number `cycle`,
+     * slots (bits) the outputs that play a link. May be NULL. */
+    void (*record)(void *arg, const struct audio_block *b, uint32_t slots, uint64_t cycle);
+    /* From period `cycle` on, output `slot` plays name (NULL: none). May be NULL. */
+    void (*record_slot)(void *arg, int slot, const char *name, uint64_t cycle);
 };
 
 /* Sets up (nothing runs until matriz_peer_start). NULL (logged) on failure. */

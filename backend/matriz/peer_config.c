@@ -105,6 +105,12 @@ static const struct config_option options[] = {
     {"jitter.headroom_ms", CONFIG_INT, OFF(jitter.headroom_ms), "1", 0, 100, NULL, NULL,
      "Added to the measured jitter, for scheduling noise."},
 
+    {"record.dir", CONFIG_STR, OFF(record.dir), "", 0, 0, NULL, NULL,
+     "Folder to record into as WAV files named <what>-<UTC start>.wav (empty: no recording)."},
+    {"record.what", CONFIG_STRLIST, OFF(record.what), NULL, 0, 0, NULL, NULL,
+     "What is recorded, of mix (what we hear), self (our input), peers (a file per site); []: "
+     "mix."},
+
     {"log.level", CONFIG_ENUM, OFF(log.level), "info", 0, 0, levels, NULL,
      "Least severity logged: fatal, error, warn, info or debug."},
     {"log.file", CONFIG_STR, OFF(log.file), "", 0, 0, NULL, NULL,
@@ -140,6 +146,13 @@ static int finish(struct peer_config *c, const char *name, char *err, size_t err
         snprintf(err, errlen, "%s: net.rtp_max: must be at least net.rtp_min + 3 (two pairs)",
                  name);
         return -1;
+    }
+    for (size_t i = 0; i < c->record.what.n; i++) {
+        const char *w = c->record.what.v[i];
+        if (strcmp(w, "mix") != 0 && strcmp(w, "self") != 0 && strcmp(w, "peers") != 0) {
+            snprintf(err, errlen, "%s: record.what: %s is not one of mix, self, peers", name, w);
+            return -1;
+        }
     }
     double ms = atof(c->send.frame_ms);
     c->frame = (int)(ms * 48);

@@ -56,6 +56,10 @@ struct peer_config {
         int headroom_ms;
     } jitter;
     struct {
+        char *dir;           /* "" = no recording */
+        struct strlist what; /* mix, self, peers */
+    } record;
+    struct {
         char *level;
         char *file;
     } log;

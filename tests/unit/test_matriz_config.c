@@ -47,6 +47,17 @@ static void defaults_and_values(void **state)
     assert_int_equal(c.audio.tone_hz, 660);
     assert_int_equal(c.audio.tone_dbfs, -20);
     assert_int_equal(c.jitter.max_ms, 40);
+    assert_string_equal(c.record.dir, "");
+    assert_int_equal(c.record.what.n, 0);
+    peer_config_free(&c);
+
+    assert_int_equal(
+        load(&c, "peer: {name: a, key: k}\nrecord: {dir: /tmp/rec, what: [mix, peers, self]}\n",
+             err),
+        0);
+    assert_string_equal(c.record.dir, "/tmp/rec");
+    assert_int_equal(c.record.what.n, 3);
+    assert_string_equal(c.record.what.v[1], "peers");
     peer_config_free(&c);
 }
 
@@ -65,6 +76,8 @@ static void refused(void **state)
         {"peer: {name: a, key: k}\njitter: {min_ms: 50, max_ms: 10}\n", "jitter.min_ms"},
         {"peer: {name: a, key: k}\nnope: 1\n", "unknown key"},
         {"peer: {name: a, key: k}\naudio: {rate: 44100}\n", "audio.rate"},
+        {"peer: {name: a, key: k}\nrecord: {what: [mix, video]}\n", "record.what: video"},
+        {"peer: {name: a, key: k}\nrecord: {what: [all]}\n", "record.what: all"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct peer_config c;
