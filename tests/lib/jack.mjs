@@ -161,9 +161,8 @@ export function jtool() {
 /** Starts jackd with the dummy driver (no sound card) under a fresh server
  * name, real-time (-R, as with a sound card: without it, on a busy machine
  * the dummy driver falls behind the wall clock and every timing is off); resolves { name, env (JACK_DEFAULT_SERVER), proc, stop() } once a
- * client can connect. */
-export async function startJackd({ rate = 48000, period = 128 } = {}) {
-  const name = `imes-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
+ * client can connect. `name`: the server name (again: a restart). */
+export async function startJackd({ rate = 48000, period = 128, name = `imes-${process.pid}-${Math.floor(Math.random() * 1e6)}` } = {}) {
   const proc = startProcess('jackd', ['-R', '-n', name, '-d', 'dummy', '-r', String(rate), '-p', String(period)], {
     name: 'jackd',
   });
