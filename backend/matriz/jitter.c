@@ -26,6 +26,7 @@ struct slot {
 struct jitter {
     struct jitter_options o;
     double frame_s;
+    double lead;   /* samples: how early a frame may be fetched (options.period) */
     size_t nslots; /* a power of two */
     struct slot *slots;
 
@@ -83,6 +84,15 @@ struct jitter *jitter_new(const struct jitter_options *opt)
         return NULL;
     j->o = o;
     j->frame_s = (double)o.frame / o.rate;
+    if (o.period > 0) {
+        int a = o.period, b = o.frame;
+        while (b) {
+            int t = a % b;
+            a = b;
+            b = t;
+        }
+        j->lead = o.period - a;
+    }
     /* Room for the longest delay twice over (packets up to max_ms ahead of
      * the play position, and as many behind it that may still be asked for
      * as FEC), plus slack. */
@@ -340,7 +350,7 @@ enum jitter_result jitter_get(struct jitter *j, double now, struct jitter_frame 
     double target = target_s(j);
     /* the timestamp due now (the path's delay carried along the drift) */
     double base = j->d_min + j->drift * (now - j->last_arrival);
-    double ideal = (now - base - target) * j->o.rate;
+    double ideal = (now - base - target) * j->o.rate - j->lead;
     if (!j->playing) {
         /* Start on the target exactly: the first frame on the grid at or
          * after `ideal`, with silence for the samples in between (a frame

@@ -59,6 +59,10 @@ struct jitter_options {
     double reset_s;      /* quiet this long = the stream starts over: 0 = 1 s */
     double late_percent; /* the target may leave this share of the window's packets
                           * late (concealed): 0 = 1 %, < 0 = none (cover the slowest) */
+    int period;          /* the listener's frames per audio period, 0 = not known. It
+                          * fetches a frame at the start of the period in which the
+                          * frame begins to play: up to period - gcd(period, frame)
+                          * samples early, which playout allows for */
 };
 
 enum jitter_result {
@@ -75,7 +79,9 @@ struct jitter_frame {
     int64_t ts; /* the frame's timestamp, extended */
     int wait;   /* JITTER_SILENCE: put out only this many samples of silence
                  * (0 = a frame), then ask again: so the stream starts on the
-                 * target to the sample, not on the frame grid */
+                 * target, not up to a frame later (with `period`: round it up
+                 * so frames begin on a multiple of gcd(period, frame) into
+                 * a period, which the allowance above assumes) */
 };
 
 struct jitter_stats {

@@ -135,7 +135,7 @@ static int packet_frames(const struct rx *rx, const uint8_t *d, size_t len)
 }
 
 /* Thread: audio. */
-static void drain(struct rx *rx)
+static void drain(struct rx *rx, uint32_t period)
 {
     size_t tail = atomic_load_explicit(&rx->tail, memory_order_relaxed);
     size_t head = atomic_load_explicit(&rx->head, memory_order_acquire);
@@ -159,7 +159,8 @@ static void drain(struct rx *rx)
                                             .frame = f,
                                             .min_ms = rx->o.min_ms,
                                             .max_ms = rx->o.max_ms,
-                                            .headroom_ms = rx->o.headroom_ms};
+                                            .headroom_ms = rx->o.headroom_ms,
+                                            .period = (int)period};
                 rx->jb = jitter_new(&jo);
                 rx->frame = f;
                 if (!rx->jb)
@@ -184,8 +185,19 @@ static float be24(const uint8_t *p)
     return (float)(v / 2147483648.0);
 }
 
-/* Decodes the next frame into the FIFO. Thread: audio. */
-static void decode_next(struct rx *rx, double now)
+static int gcd(int a, int b)
+{
+    while (b) {
+        int t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* Decodes the next frame, to play `done` samples into the period that
+ * starts at `now`, into the FIFO. Thread: audio. */
+static void decode_next(struct rx *rx, double now, uint32_t done, uint32_t period)
 {
     int f = rx->frame;
     float *out = rx->fifo + 2 * rx->fifo_len;
@@ -196,10 +208,14 @@ static void decode_next(struct rx *rx, double now)
         return;
     }
     struct jitter_frame fr;
-    enum jitter_result res = jitter_get(rx->jb, now, &fr);
+    enum jitter_result res = jitter_get(rx->jb, now + (double)done / 48000, &fr);
     int got = 0;
-    if (res == JITTER_SILENCE && fr.wait > 0 && fr.wait < f)
-        f = fr.wait; /* the lead-in to the first frame */
+    if (res == JITTER_SILENCE && fr.wait > 0 && fr.wait < f) {
+        /* the lead-in to the first frame, which is to begin on a multiple
+         * of gcd(period, frame) into a period (see jitter.h) */
+        int g = gcd((int)period, f), ph = (int)((done + (uint32_t)fr.wait) % (uint32_t)g);
+        f = fr.wait + (ph ? g - ph : 0);
+    }
     if (rx->dec) {
         if (res == JITTER_PACKET)
             got = opus_decode_float(rx->dec, fr.data, (opus_int32)fr.len, out, f, 0);
@@ -234,11 +250,11 @@ static void decode_next(struct rx *rx, double now)
 
 void rx_pull(struct rx *rx, float *l, float *r, uint32_t frames, double now)
 {
-    drain(rx);
+    drain(rx, frames);
     uint32_t done = 0;
     while (done < frames) {
         if (rx->fifo_len == 0)
-            decode_next(rx, now + (double)done / 48000);
+            decode_next(rx, now, done, frames);
         size_t take = rx->fifo_len < frames - done ? rx->fifo_len : frames - done;
         for (size_t i = 0; i < take; i++) {
             l[done + i] = rx->fifo[2 * i];
