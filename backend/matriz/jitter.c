@@ -385,7 +385,10 @@ enum jitter_result jitter_get(struct jitter *j, double now, struct jitter_frame 
             j->st.skipped += (uint64_t)((to - j->next_ts) / j->o.frame);
             j->next_ts = to;
             j->last_shrink = now;
-        } else if (err >= 1.5 * j->o.frame && now - j->last_shrink >= j->o.shrink_s) {
+        } else if (err >= j->o.frame + fmin(0.5 * j->o.frame, 0.001 * j->o.rate) &&
+                   now - j->last_shrink >= j->o.shrink_s) {
+            /* (a frame later than needed, and some: what is left after the
+             * skip keeps a small change of target from inserting it back) */
             j->st.skipped++;
             j->next_ts += j->o.frame;
             j->last_shrink = now;
