@@ -352,23 +352,8 @@ enum jitter_result jitter_get(struct jitter *j, double now, struct jitter_frame 
     double base = j->d_min + j->drift * (now - j->last_arrival);
     double ideal = (now - base - target) * j->o.rate - j->lead;
     if (!j->playing) {
-        /* Start on the target exactly: the first frame on the grid at or
-         * after `ideal`, with silence for the samples in between (a frame
-         * started on the grid point before it would stay up to a frame
-         * later than needed for as long as the link plays). */
-        int64_t ts = align(j, ideal);
-        int64_t wait = 0;
-        if ((double)ts < ideal - 0.5) {
-            ts += j->o.frame;
-            wait = (int64_t)llround((double)ts - ideal);
-        }
-        j->next_ts = ts;
+        j->next_ts = align(j, ideal);
         j->playing = 1;
-        if (wait > 0 && wait < j->o.frame) {
-            out->ts = ts;
-            out->wait = (int)wait;
-            return JITTER_SILENCE;
-        }
     } else {
         double err = ideal - (double)j->next_ts;
         if (err < -1) { /* (a sample of rounding) */

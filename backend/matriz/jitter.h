@@ -77,11 +77,6 @@ struct jitter_frame {
     const uint8_t *fec; /* JITTER_CONCEAL: the following packet, or NULL */
     size_t fec_len;
     int64_t ts; /* the frame's timestamp, extended */
-    int wait;   /* JITTER_SILENCE: put out only this many samples of silence
-                 * (0 = a frame), then ask again: so the stream starts on the
-                 * target, not up to a frame later (with `period`: round it up
-                 * so frames begin on a multiple of gcd(period, frame) into
-                 * a period, which the allowance above assumes) */
 };
 
 struct jitter_stats {

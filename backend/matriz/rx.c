@@ -185,24 +185,16 @@ static float be24(const uint8_t *p)
     return (float)(v / 2147483648.0);
 }
 
-static int gcd(int a, int b)
-{
-    while (b) {
-        int t = a % b;
-        a = b;
-        b = t;
-    }
-    return a;
-}
-
-/* Decodes the next frame, to play `done` samples into the period that
- * starts at `now`, into the FIFO. Thread: audio. */
+/* Decodes the next frame, to play `done` samples into the period (of
+ * `period` samples) that starts at `now`, into the FIFO. Thread: audio. */
 static void decode_next(struct rx *rx, double now, uint32_t done, uint32_t period)
 {
     int f = rx->frame;
     float *out = rx->fifo + 2 * rx->fifo_len;
     if (!rx->jb || f <= 0) {
-        f = 240; /* nothing yet: 5 ms of silence */
+        /* nothing yet: a period of silence (so that the first frame begins
+         * on a period's start, as the jitter buffer's allowance assumes) */
+        f = period > 0 && period <= MAX_FRAME ? (int)period : 240;
         memset(out, 0, (size_t)f * 2 * sizeof(float));
         rx->fifo_len += (size_t)f;
         return;
@@ -210,12 +202,6 @@ static void decode_next(struct rx *rx, double now, uint32_t done, uint32_t perio
     struct jitter_frame fr;
     enum jitter_result res = jitter_get(rx->jb, now + (double)done / 48000, &fr);
     int got = 0;
-    if (res == JITTER_SILENCE && fr.wait > 0 && fr.wait < f) {
-        /* the lead-in to the first frame, which is to begin on a multiple
-         * of gcd(period, frame) into a period (see jitter.h) */
-        int g = gcd((int)period, f), ph = (int)((done + (uint32_t)fr.wait) % (uint32_t)g);
-        f = fr.wait + (ph ? g - ph : 0);
-    }
     if (rx->dec) {
         if (res == JITTER_PACKET)
             got = opus_decode_float(rx->dec, fr.data, (opus_int32)fr.len, out, f, 0);
