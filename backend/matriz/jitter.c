@@ -341,6 +341,12 @@ static int64_t align(const struct jitter *j, double ts)
 
 enum jitter_result jitter_get(struct jitter *j, double now, struct jitter_frame *out)
 {
+    return jitter_get_ahead(j, now, 0, out);
+}
+
+enum jitter_result jitter_get_ahead(struct jitter *j, double now, double ahead,
+                                    struct jitter_frame *out)
+{
     memset(out, 0, sizeof(*out));
     if (j->started && now - j->last_arrival > j->o.reset_s)
         reset(j);
@@ -350,13 +356,20 @@ enum jitter_result jitter_get(struct jitter *j, double now, struct jitter_frame 
     double target = target_s(j);
     /* the timestamp due now (the path's delay carried along the drift) */
     double base = j->d_min + j->drift * (now - j->last_arrival);
-    double ideal = (now - base - target) * j->o.rate - j->lead;
+    double ideal = (now - base - target) * j->o.rate;
+    /* This frame is taken `ahead` before it plays: by then it must be here
+     * (the window's slowest would be: the headroom may go to it, being for
+     * what the window did not see). Whether to shrink goes by the frame
+     * taken furthest ahead (lead). */
+    double room = j->o.headroom_ms / 1000 * j->o.rate;
+    double fetch = ideal - fmax(0, ahead * j->o.rate - room);
+    double worst = ideal - fmax(0, j->lead - room);
     if (!j->playing) {
-        j->next_ts = align(j, ideal);
+        j->next_ts = align(j, fetch);
         j->playing = 1;
     } else {
-        double err = ideal - (double)j->next_ts;
-        if (err < -1) { /* (a sample of rounding) */
+        double err = worst - (double)j->next_ts;
+        if (fetch - (double)j->next_ts < -1) { /* (a sample of rounding) */
             /* Ahead of the target (any amount would make packets late that
              * the target covers): hold back one frame. */
             j->st.inserted++;
@@ -366,7 +379,7 @@ enum jitter_result jitter_get(struct jitter *j, double now, struct jitter_frame 
         }
         if (err > j->o.max_ms / 1000 * j->o.rate + j->o.frame) {
             /* Far behind (the sender stalled, the clock jumped): catch up. */
-            int64_t to = align(j, ideal);
+            int64_t to = align(j, worst);
             j->st.skipped += (uint64_t)((to - j->next_ts) / j->o.frame);
             j->next_ts = to;
             j->last_shrink = now;

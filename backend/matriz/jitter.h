@@ -60,9 +60,10 @@ struct jitter_options {
     double late_percent; /* the target may leave this share of the window's packets
                           * late (concealed): 0 = 1 %, < 0 = none (cover the slowest) */
     int period;          /* the listener's frames per audio period, 0 = not known. It
-                          * fetches a frame at the start of the period in which the
-                          * frame begins to play: up to period - gcd(period, frame)
-                          * samples early, which playout allows for */
+                          * takes a frame at the start of the period in which the
+                          * frame begins to play (jitter_get_ahead): up to
+                          * period - gcd(period, frame) samples early, which the
+                          * buffer keeps room for before it shrinks */
 };
 
 enum jitter_result {
@@ -116,6 +117,12 @@ int jitter_put(struct jitter *j, uint16_t seq, uint32_t ts, const uint8_t *paylo
 
 /* The frame to play at `now`. */
 enum jitter_result jitter_get(struct jitter *j, double now, struct jitter_frame *out);
+/* The same, for a listener that takes the frame `ahead` seconds before it
+ * plays (at the start of the period it begins in): given only if the
+ * window's slowest packet would be here by then, as well as `headroom`
+ * before it plays (else held back a frame, as for a growing target). */
+enum jitter_result jitter_get_ahead(struct jitter *j, double now, double ahead,
+                                    struct jitter_frame *out);
 
 void jitter_get_stats(const struct jitter *j, struct jitter_stats *st);
 

@@ -200,7 +200,8 @@ static void decode_next(struct rx *rx, double now, uint32_t done, uint32_t perio
         return;
     }
     struct jitter_frame fr;
-    enum jitter_result res = jitter_get(rx->jb, now + (double)done / 48000, &fr);
+    enum jitter_result res =
+        jitter_get_ahead(rx->jb, now + (double)done / 48000, (double)done / 48000, &fr);
     int got = 0;
     if (rx->dec) {
         if (res == JITTER_PACKET)

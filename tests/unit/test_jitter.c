@@ -352,6 +352,82 @@ static void fuzzish_never_crashes(void **state)
     jitter_free(&j);
 }
 
+/* Sender and listener on one audio clock with periods of `period` frames
+ * (one JACK server): a frame leaves at the start of the period after its
+ * last sample (+ 0.1-0.4 ms), and the listener, as rx does, takes a frame
+ * at the start of the period in which it begins to play. Told the period,
+ * the buffer allows for that fetch ahead of play: nothing is late. */
+static int periods_late(int frame, int period, int tell, double *latency_ms)
+{
+    struct jitter_options o = {.rate = RATE, .frame = frame, .max_ms = 60};
+    if (tell)
+        o.period = period;
+    struct jitter *j = jitter_new(&o);
+    assert_non_null(j);
+    rnd_state = 7;
+    int ncyc = RATE * 10 / period, fill = 0, sent = 0, fifo = 0, late = 0, n = 0;
+    double lat = 0, pending[64];
+    int npending = 0, pending_seq[64];
+    uint8_t b[4] = {0};
+    for (int c = 0; c < ncyc; c++) {
+        double t = (double)c * period / RATE;
+        /* what arrived since the last period: before this one starts */
+        for (int i = 0; i < npending;)
+            if (pending[i] <= t) {
+                if (jitter_put(j, (uint16_t)pending_seq[i], (uint32_t)(pending_seq[i] * frame), b,
+                               4, pending[i]) == -ETIME)
+                    late++;
+                pending[i] = pending[--npending];
+                pending_seq[i] = pending_seq[npending];
+            } else {
+                i++;
+            }
+        for (int done = 0; done < period;) {
+            if (fifo == 0) {
+                struct jitter_frame fr;
+                enum jitter_result res =
+                    tell ? jitter_get_ahead(j, t + (double)done / RATE, (double)done / RATE, &fr)
+                         : jitter_get(j, t + (double)done / RATE, &fr);
+                if (res == JITTER_PACKET && c > ncyc / 2) {
+                    lat += (t + (double)done / RATE) * RATE - (double)fr.ts;
+                    n++;
+                }
+                fifo = frame;
+            }
+            int take = fifo < period - done ? fifo : period - done;
+            fifo -= take;
+            done += take;
+        }
+        for (int i = 0; i < period; i++)
+            if (++fill == frame) {
+                fill = 0;
+                pending[npending] = t + (double)period / RATE + 0.0001 + 0.0003 * rnd();
+                pending_seq[npending++] = sent++;
+            }
+    }
+    *latency_ms = n ? lat / n / RATE * 1000 : -1;
+    jitter_free(&j);
+    return late;
+}
+
+static void frames_fetched_a_period_ahead_are_allowed_for(void **state)
+{
+    static const int cases[][2] = {{64, 64}, {120, 64}, {240, 64}, {240, 128}, {120, 128}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        double ms;
+        int late = periods_late(cases[i][0], cases[i][1], 1, &ms);
+        print_message("frame %d, period %d: %d late, %.2f ms\n", cases[i][0], cases[i][1], late,
+                      ms);
+        assert_int_equal(late, 0);
+        /* at most: a frame to fill, the period to send it in, the fetch
+         * allowance, the headroom and the noise, and up to a frame and a
+         * millisecond of grid before the buffer shrinks */
+        assert_true(ms > 0 && ms < 1000.0 * (2 * cases[i][0] + 2 * cases[i][1]) / RATE + 2.5);
+        late = periods_late(cases[i][0], cases[i][1], 0, &ms);
+        print_message("  (not told the period: %d late, %.2f ms)\n", late, ms);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -365,6 +441,7 @@ int main(void)
         cmocka_unit_test(bad_input_is_counted_and_dropped),
         cmocka_unit_test(a_quiet_sender_starts_over),
         cmocka_unit_test(fuzzish_never_crashes),
+        cmocka_unit_test(frames_fetched_a_period_ahead_are_allowed_for),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
