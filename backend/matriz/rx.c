@@ -192,9 +192,12 @@ static void decode_next(struct rx *rx, double now, uint32_t done, uint32_t perio
     int f = rx->frame;
     float *out = rx->fifo + 2 * rx->fifo_len;
     if (!rx->jb || f <= 0) {
-        /* nothing yet: a period of silence (so that the first frame begins
-         * on a period's start, as the jitter buffer's allowance assumes) */
-        f = period > 0 && period <= MAX_FRAME ? (int)period : 240;
+        /* nothing yet: silence, 5 ms of it; for PCM a period (its packets
+         * are a period each: their frames then begin on a period's start,
+         * not to be taken ahead of play). For Opus a period-long step made
+         * playout start on the first packet alone, whose target then grew
+         * by an inserted frame (10 ms frames played ~6 ms later). */
+        f = rx->o.fmt.enc != RTP_ENC_OPUS && period > 0 && period <= MAX_FRAME ? (int)period : 240;
         memset(out, 0, (size_t)f * 2 * sizeof(float));
         rx->fifo_len += (size_t)f;
         return;
