@@ -1,8 +1,15 @@
-// Browser helpers: Debian's Chromium driven by playwright-core, pages that
-// collect every console error, and logging in the way a person does.
+// Browser helpers: Debian's Chromium driven by playwright-core, Debian's
+// Firefox ESR driven by puppeteer-core over WebDriver BiDi (playwright can
+// drive only its own patched Firefox), pages that collect every console
+// error and uncaught exception, and a small driver-neutral layer (ui()) so
+// the same flows run in both browsers.
 import { chromium } from 'playwright-core';
+import puppeteer from 'puppeteer-core';
 
 export const CHROMIUM = process.env.IMES_CHROMIUM || '/usr/bin/chromium';
+export const FIREFOX = process.env.IMES_FIREFOX || '/usr/bin/firefox-esr';
+export const DESKTOP = { width: 1440, height: 900 };
+export const PHONE = { width: 390, height: 844 };
 
 export function launch() {
   return chromium.launch({
@@ -11,10 +18,27 @@ export function launch() {
   });
 }
 
-/** A new page whose console errors and uncaught exceptions go to page.errors. */
-export async function newPage(browser, { viewport = { width: 1440, height: 900 }, ...opts } = {}) {
-  const ctx = await browser.newContext({ viewport, ...opts });
-  const page = await ctx.newPage();
+export function launchFirefox() {
+  return puppeteer.launch({ browser: 'firefox', executablePath: FIREFOX, headless: true });
+}
+
+let focused = null; // the Firefox page whose window is in front
+
+/**
+ * A new page in a new context (its own cookies: another user) whose console
+ * errors and uncaught exceptions go to page.errors. browser is either
+ * launch()'s or launchFirefox()'s; opts beyond viewport are playwright's.
+ */
+export async function newPage(browser, { viewport = DESKTOP, ...opts } = {}) {
+  const playwright = typeof browser.newContext === 'function';
+  const ctx = playwright ? await browser.newContext({ viewport, ...opts }) : await browser.createBrowserContext();
+  // Firefox: each page in a window of its own, as two people's would be (a
+  // background tab has its timers and animation frames throttled)
+  const page = playwright ? await ctx.newPage() : await ctx.newPage({ type: 'window' });
+  if (!playwright) {
+    await page.setViewport(viewport);
+    focused = page; // a new window comes to the front
+  }
   page.errors = [];
   page.on('console', (m) => {
     if (m.type() === 'error') page.errors.push(`console: ${m.text()} (${m.location()?.url ?? ''})`);
@@ -24,12 +48,102 @@ export async function newPage(browser, { viewport = { width: 1440, height: 900 }
   return page;
 }
 
+/**
+ * The same few actions for a playwright or a puppeteer page, the way a
+ * person does them (real clicks and keys). Selectors are CSS.
+ */
+export function ui(page) {
+  if (page.ui) return page.ui;
+  const playwright = typeof page.fill === 'function';
+  const common = {
+    page,
+    goto: (url) => page.goto(url),
+    url: () => page.url(),
+    click: (sel) => page.click(sel),
+    evaluate: (fn, arg) => page.evaluate(fn, arg),
+    all: (sel, fn) => page.$$eval(sel, fn),
+    text: (sel) => page.$eval(sel, (e) => e.textContent),
+    attr: (sel, name) => page.$eval(sel, (e, n) => e.getAttribute(n), name),
+    value: (sel) => page.$eval(sel, (e) => e.value),
+    /** Whether sel is rendered (exists and takes up room). */
+    visible: (sel) => page.evaluate((s) => {
+      const e = document.querySelector(s);
+      return !!e && e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden';
+    }, sel),
+  };
+  if (playwright) {
+    page.ui = {
+      ...common,
+      fill: (sel, v) => page.fill(sel, v),
+      select: (sel, v) => page.selectOption(sel, v),
+      press: (keys) => page.keyboard.press(keys),
+      type: (text) => page.keyboard.type(text),
+      clickAt: (sel, x, y) => page.locator(sel).click({ position: { x, y } }),
+      waitFor: (sel, { hidden = false, timeout = 5000 } = {}) =>
+        page.waitForSelector(sel, { state: hidden ? 'hidden' : 'visible', timeout }),
+      until: (fn, arg, { timeout = 5000 } = {}) => page.waitForFunction(fn, arg, { timeout }),
+      viewport: (v) => page.setViewportSize(v),
+    };
+  } else {
+    // Firefox gives focus (and so change and blur events) to one window at
+    // a time: act in a page's window only after bringing it to the front,
+    // as a person switching windows does.
+    const front = async () => {
+      if (focused === page) return;
+      await page.bringToFront();
+      focused = page;
+    };
+    page.ui = {
+      ...common,
+      async click(sel) {
+        await front();
+        await page.click(sel);
+      },
+      /** As a person: select what the field holds, type over it (or delete it). */
+      async fill(sel, v) {
+        await front();
+        await page.$eval(sel, (e) => { e.focus(); e.select(); });
+        if (v === '') await page.keyboard.press('Backspace');
+        else await page.keyboard.type(v);
+      },
+      async select(sel, v) {
+        await front();
+        await page.select(sel, v);
+      },
+      /** 'Control+f', 'Alt+ArrowUp', 'F1': modifiers held around the key. */
+      async press(keys) {
+        await front();
+        const parts = keys.split('+');
+        const key = parts.pop() || '+';
+        for (const m of parts) await page.keyboard.down(m);
+        await page.keyboard.press(key);
+        for (const m of parts.reverse()) await page.keyboard.up(m);
+      },
+      async type(text) {
+        await front();
+        await page.keyboard.type(text);
+      },
+      async clickAt(sel, x, y) {
+        await front();
+        const box = await (await page.$(sel)).boundingBox();
+        await page.mouse.click(box.x + x, box.y + y);
+      },
+      waitFor: (sel, { hidden = false, timeout = 5000 } = {}) =>
+        page.waitForSelector(sel, { visible: !hidden, hidden, timeout }),
+      until: (fn, arg, { timeout = 5000 } = {}) => page.waitForFunction(fn, { timeout, polling: 100 }, arg),
+      viewport: (v) => page.setViewport(v),
+    };
+  }
+  return page.ui;
+}
+
 /** Logs in through imesd's / (the login page a logged-out browser gets),
  * which goes on to the app; resolves once the app is ready. */
 export async function login(page, imesdUrl, name, password) {
-  await page.goto(`${imesdUrl}/`);
-  await page.fill('input[name=name]', name);
-  await page.fill('input[name=password]', password);
-  await page.click('form button');
-  await page.waitForSelector('body[data-ready="1"]', { timeout: 15000 });
+  const u = ui(page);
+  await u.goto(`${imesdUrl}/`);
+  await u.fill('input[name=name]', name);
+  await u.fill('input[name=password]', password);
+  await u.click('form button');
+  await u.waitFor('body[data-ready="1"]', { timeout: 15000 });
 }
