@@ -12,7 +12,7 @@ import { couchRequest, waitFor } from '../lib/harness.mjs';
 import { listen, silenceFrom, toneFrom, RATE } from '../lib/live.mjs';
 import { startImes, USERS } from './setup.mjs';
 import { launch, newPage, login } from './lib.mjs';
-import { albumsShown, entryTitles, loungeOrder, searchShowsTheRightAlbums, keyboardWorks } from './flows.mjs';
+import { albumsShown, entryTitles, loungeOrder, searchShowsTheRightAlbums, keyboardWorks, screensOverflowing } from './flows.mjs';
 
 let env, browser, alice, bob, owner, speaker;
 const pages = () => [alice, bob, owner].filter(Boolean);
@@ -152,6 +152,7 @@ test('a second user (another browser context) sees changes live', async () => {
   await bob.waitForSelector('#now[data-state=paused]', { timeout: 10000 });
   await alice.click('#now-pause');
   await bob.waitForSelector('#now[data-state=playing]', { timeout: 10000 });
+  assert.deepEqual(await screensOverflowing(bob), [], 'no horizontal scrolling on a phone');
   noConsoleErrors();
 });
 

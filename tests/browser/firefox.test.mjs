@@ -3,8 +3,9 @@
 // and imesd as app.test.mjs (setup.mjs): log in and out, search, enqueue and
 // see it play with the progress moving, pause and resume, reorder, a second
 // user (another Firefox context, phone-sized) seeing it live, settings and
-// the lockout overlay, the keyboard, phone and desktop layouts without
-// horizontal overflow. No console error or uncaught exception in any page.
+// the lockout overlay, the keyboard, phone and desktop layouts (an admin's
+// too) without horizontal overflow. No console error or uncaught exception
+// in any page.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { couchRequest, waitFor } from '../lib/harness.mjs';
@@ -12,11 +13,11 @@ import { listen, toneFrom, RATE } from '../lib/live.mjs';
 import { startImes, USERS } from './setup.mjs';
 import { launchFirefox, newPage, login, ui, PHONE, DESKTOP } from './lib.mjs';
 import {
-  albumsShown, entryTitles, loungeOrder, searchShowsTheRightAlbums, keyboardWorks, screensOverflowing,
+  albumsShown, entryTitles, loungeOrder, searchShowsTheRightAlbums, keyboardWorks, screensOverflowing, TABS,
 } from './flows.mjs';
 
-let env, browser, alice, bob, speaker;
-const pages = () => [alice, bob].filter(Boolean);
+let env, browser, alice, bob, owner, speaker;
+const pages = () => [alice, bob, owner].filter(Boolean);
 const userDoc = async (name) => (await couchRequest(env.couch, 'GET', `/imes/user:${name}`, { user: 'admin' })).body;
 
 before(async () => {
@@ -140,6 +141,11 @@ test('Firefox: settings, and the lockout overlay with Ctrl+L', async () => {
 test('Firefox: phone and desktop layouts have no horizontal overflow on any screen', async () => {
   assert.deepEqual(await screensOverflowing(bob), [], 'phone (390 px)');
   assert.deepEqual(await screensOverflowing(alice), [], 'desktop (1440 px)');
+  owner = await newPage(browser);
+  await login(owner, env.imesdUrl, 'owner', USERS.owner.password);
+  assert.deepEqual(await screensOverflowing(owner, [...TABS, 'admin']), [], 'an admin\'s, desktop');
+  await ui(owner).viewport(PHONE);
+  assert.deepEqual(await screensOverflowing(owner, [...TABS, 'admin']), [], 'an admin\'s, phone-sized');
   await ui(alice).viewport(PHONE);
   assert.deepEqual(await screensOverflowing(alice), [], 'desktop window made phone-sized');
   await ui(alice).viewport(DESKTOP);
