@@ -12,7 +12,10 @@ import { couchRequest, waitFor } from '../lib/harness.mjs';
 import { listen, silenceFrom, toneFrom, RATE } from '../lib/live.mjs';
 import { startImes, USERS } from './setup.mjs';
 import { launch, newPage, login } from './lib.mjs';
-import { albumsShown, entryTitles, loungeOrder, searchShowsTheRightAlbums, keyboardWorks, screensOverflowing } from './flows.mjs';
+import {
+  albumsShown, entryTitles, loungeOrder, searchShowsTheRightAlbums, keyboardWorks, screensOverflowing, changesShowLive,
+  enqueueAndSeeItPlay,
+} from './flows.mjs';
 
 let env, browser, alice, bob, owner, speaker;
 const pages = () => [alice, bob, owner].filter(Boolean);
@@ -74,18 +77,7 @@ test('search: words, field prefixes, exact tags, dates and ranges, paths, MusicB
 
 test('enqueue an album; it plays in the room, the progress moves; pause and resume', async () => {
   speaker = listen(env.urls.speaker.mp3);
-  await albumsShown(alice, 'sine');
-  await alice.click('#results article.album .add-album');
-  await alice.click('.tabs a[data-tab=playlist]');
-  await alice.waitForFunction(() => document.querySelectorAll('#entries li[data-id]').length === 3);
-  assert.deepEqual(await entryTitles(alice), ['Concert A', 'Five Fifty', 'Six Sixty']);
-  await alice.waitForFunction(() => document.querySelector('#now').dataset.state === 'playing' &&
-    document.querySelector('#now-title').textContent === 'Concert A', null, { timeout: 20000 });
-  await alice.waitForSelector('#entries li.current.playing');
-  const p1 = Number(await alice.getAttribute('#now .progress', 'aria-valuenow'));
-  await alice.waitForTimeout(1500);
-  const p2 = Number(await alice.getAttribute('#now .progress', 'aria-valuenow'));
-  assert.ok(p2 > p1, `progress ${p1} -> ${p2}`);
+  await enqueueAndSeeItPlay(alice);
   // heard: 440 Hz on the device
   const m = speaker.mark();
   await speaker.until(m + RATE);
@@ -137,21 +129,7 @@ test('lockout (Ctrl+L) silences the room\'s stream, with an overlay; unlocking b
 test('a second user (another browser context) sees changes live', async () => {
   bob = await newPage(browser, { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   await login(bob, env.imesdUrl, 'bob', USERS.bob.password);
-  await bob.goto(`${bob.url().split('#')[0]}#playlist`);
-  await bob.waitForFunction(() => document.querySelectorAll('#entries li[data-id]').length === 3);
-  // alice appends a track; bob sees it without reloading
-  await albumsShown(alice, 'title:eight');
-  await alice.click('#results li.track .add-track');
-  await bob.waitForFunction(() => [...document.querySelectorAll('#entries li[data-id]')].some((e) => e.dataset.title === 'Eight Eighty'), null, { timeout: 10000 });
-  // alice removes it again
-  await alice.click('.tabs a[data-tab=playlist]');
-  await alice.click('#entries li[data-title="Eight Eighty"] .remove');
-  await bob.waitForFunction(() => ![...document.querySelectorAll('#entries li[data-id]')].some((e) => e.dataset.title === 'Eight Eighty'), null, { timeout: 10000 });
-  // alice pauses; bob's now-playing bar shows it
-  await alice.click('#now-pause');
-  await bob.waitForSelector('#now[data-state=paused]', { timeout: 10000 });
-  await alice.click('#now-pause');
-  await bob.waitForSelector('#now[data-state=playing]', { timeout: 10000 });
+  await changesShowLive(alice, bob);
   assert.deepEqual(await screensOverflowing(bob), [], 'no horizontal scrolling on a phone');
   noConsoleErrors();
 });

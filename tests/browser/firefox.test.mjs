@@ -13,7 +13,8 @@ import { listen, toneFrom, RATE } from '../lib/live.mjs';
 import { startImes, USERS } from './setup.mjs';
 import { launchFirefox, newPage, login, ui, PHONE, DESKTOP } from './lib.mjs';
 import {
-  albumsShown, entryTitles, loungeOrder, searchShowsTheRightAlbums, keyboardWorks, screensOverflowing, TABS,
+  entryTitles, loungeOrder, searchShowsTheRightAlbums, keyboardWorks, enqueueAndSeeItPlay, changesShowLive,
+  screensOverflowing, TABS,
 } from './flows.mjs';
 
 let env, browser, alice, bob, owner, speaker;
@@ -60,16 +61,7 @@ test('Firefox: search syntaxes and the keyboard (F1, /, Ctrl+F, typing anywhere)
 test('Firefox: enqueue an album; it plays with the progress moving; pause and resume', async () => {
   const a = ui(alice);
   speaker = listen(env.urls.speaker.mp3); // the room plays while one of its devices is connected
-  await albumsShown(alice, 'sine');
-  await a.click('#results article.album .add-album');
-  await a.click('.tabs a[data-tab=playlist]');
-  await a.until(() => document.querySelectorAll('#entries li[data-id]').length === 3);
-  assert.deepEqual(await entryTitles(alice), ['Concert A', 'Five Fifty', 'Six Sixty']);
-  await a.until(() => document.querySelector('#now').dataset.state === 'playing' &&
-    document.querySelector('#now-title').textContent === 'Concert A', null, { timeout: 20000 });
-  await a.waitFor('#entries li.current.playing');
-  const p1 = Number(await a.attr('#now .progress', 'aria-valuenow'));
-  await a.until((p) => Number(document.querySelector('#now .progress').getAttribute('aria-valuenow')) > p, p1, { timeout: 3000 });
+  await enqueueAndSeeItPlay(alice);
   const m = speaker.mark();
   await speaker.until(m + RATE);
   assert.ok(toneFrom(speaker.samples(), Math.max(0, m - RATE), [440]) >= 0, 'Concert A is heard');
@@ -93,25 +85,9 @@ test('Firefox: reorder with Alt+↑', async () => {
 
 test('Firefox: a second user in another context (phone-sized) sees changes live', async () => {
   bob = await newPage(browser, { viewport: PHONE });
-  const a = ui(alice), b = ui(bob);
   await login(bob, env.imesdUrl, 'bob', USERS.bob.password);
-  await b.click('.tabs a[data-tab=playlist]');
-  await b.until(() => document.querySelectorAll('#entries li[data-id]').length === 3);
-  assert.deepEqual(await entryTitles(bob), ['Concert A', 'Six Sixty', 'Five Fifty']);
-  // alice appends a track; bob sees it without reloading
-  await a.click('.tabs a[data-tab=search]');
-  await albumsShown(alice, 'title:eight');
-  await a.click('#results li.track .add-track');
-  await b.until(() => [...document.querySelectorAll('#entries li[data-id]')].some((e) => e.dataset.title === 'Eight Eighty'), null, { timeout: 10000 });
-  // bob removes it; alice sees it go
-  await b.click('#entries li[data-title="Eight Eighty"] .remove');
-  await a.click('.tabs a[data-tab=playlist]');
-  await a.until(() => ![...document.querySelectorAll('#entries li[data-id]')].some((e) => e.dataset.title === 'Eight Eighty'), null, { timeout: 10000 });
-  // alice pauses; bob's now-playing bar shows it
-  await a.click('#now-pause');
-  await b.waitFor('#now[data-state=paused]', { timeout: 10000 });
-  await a.click('#now-pause');
-  await b.waitFor('#now[data-state=playing]', { timeout: 10000 });
+  assert.deepEqual(await entryTitles(alice), ['Concert A', 'Six Sixty', 'Five Fifty']);
+  await changesShowLive(alice, bob);
   noConsoleErrors();
 });
 

@@ -89,3 +89,49 @@ export async function screensOverflowing(page, tabs = TABS) {
   }
   return wide;
 }
+
+// run in the page: self-contained
+const hasEntry = (title) => [...document.querySelectorAll('#entries li[data-id]')].some((e) => e.dataset.title === title);
+const hasNoEntry = (title) => ![...document.querySelectorAll('#entries li[data-id]')].some((e) => e.dataset.title === title);
+
+/** Two users' pages on the same channel: what one does the other sees
+ * without reloading (an added track, a removed one, pause and resume). */
+export async function changesShowLive(actor, watcher) {
+  const a = ui(actor), w = ui(watcher);
+  await w.click('.tabs a[data-tab=playlist]');
+  await a.click('.tabs a[data-tab=playlist]');
+  const titles = await entryTitles(actor);
+  await w.until((n) => document.querySelectorAll('#entries li[data-id]').length === n, titles.length, { timeout: 10000 });
+  assert.deepEqual(await entryTitles(watcher), titles);
+  // the actor appends a track; the watcher sees it
+  await a.click('.tabs a[data-tab=search]');
+  await albumsShown(actor, 'title:eight');
+  await a.click('#results li.track .add-track');
+  await w.until(hasEntry, 'Eight Eighty', { timeout: 10000 });
+  // the watcher removes it; the actor sees it go
+  await w.click('#entries li[data-title="Eight Eighty"] .remove');
+  await a.click('.tabs a[data-tab=playlist]');
+  await a.until(hasNoEntry, 'Eight Eighty', { timeout: 10000 });
+  // the actor pauses and resumes; the watcher's now-playing bar follows
+  await a.click('#now-pause');
+  await w.waitFor('#now[data-state=paused]', { timeout: 10000 });
+  await a.click('#now-pause');
+  await w.waitFor('#now[data-state=playing]', { timeout: 10000 });
+}
+
+/** Adds the album Concert Pitch to the room's channel (empty before) from
+ * the search; the playlist shows its tracks, the first plays, and the
+ * progress bar moves. The room must have a device connected. */
+export async function enqueueAndSeeItPlay(page) {
+  const u = ui(page);
+  await albumsShown(page, 'sine');
+  await u.click('#results article.album .add-album');
+  await u.click('.tabs a[data-tab=playlist]');
+  await u.until(() => document.querySelectorAll('#entries li[data-id]').length === 3);
+  assert.deepEqual(await entryTitles(page), ['Concert A', 'Five Fifty', 'Six Sixty']);
+  await u.until(() => document.querySelector('#now').dataset.state === 'playing' &&
+    document.querySelector('#now-title').textContent === 'Concert A', null, { timeout: 20000 });
+  await u.waitFor('#entries li.current.playing');
+  const p1 = Number(await u.attr('#now .progress', 'aria-valuenow'));
+  await u.until((p) => Number(document.querySelector('#now .progress').getAttribute('aria-valuenow')) > p, p1, { timeout: 3000 });
+}
