@@ -3,8 +3,8 @@
 // and imesd as app.test.mjs (setup.mjs): log in and out, search, enqueue and
 // see it play with the progress moving, pause and resume, reorder, a second
 // user (another Firefox context, phone-sized) seeing it live, settings and
-// the lockout overlay, the keyboard, phone and desktop layouts (an admin's
-// too) without horizontal overflow. No console error or uncaught exception
+// the lockout overlay, the keyboard, Listen here (<audio> playing), phone
+// and desktop layouts (an admin's too) without horizontal overflow. No console error or uncaught exception
 // in any page.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -111,6 +111,18 @@ test('Firefox: settings, and the lockout overlay with Ctrl+L', async () => {
   await a.waitFor('#lockout', { hidden: true });
   await waitFor(async () => (await userDoc('alice')).lockout === false, { what: 'lockout false again' });
   assert.equal(await a.evaluate(() => document.querySelector('#set-lockout').checked), false);
+  noConsoleErrors();
+});
+
+test('Firefox: Listen here plays the room in the browser (<audio>)', async () => {
+  const a = ui(alice);
+  await a.click('.tabs a[data-tab=rooms]');
+  await a.click('#listen');
+  await a.waitFor('#listen-state[data-state=playing]', { timeout: 15000 });
+  const t0 = await a.evaluate(() => document.querySelector('#audio').currentTime);
+  await a.until((t) => document.querySelector('#audio').currentTime > t + 1, t0, { timeout: 10000 });
+  await a.click('#listen');
+  await a.until(() => document.querySelector('#audio').paused);
   noConsoleErrors();
 });
 

@@ -3,6 +3,9 @@
 // drive only its own patched Firefox), pages that collect every console
 // error and uncaught exception, and a small driver-neutral layer (ui()) so
 // the same flows run in both browsers.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { chromium } from 'playwright-core';
 import puppeteer from 'puppeteer-core';
 
@@ -18,8 +21,18 @@ export function launch() {
   });
 }
 
-export function launchFirefox() {
-  return puppeteer.launch({ browser: 'firefox', executablePath: FIREFOX, headless: true });
+/** Firefox plays sound only to a real output (Chromium fakes one), and a
+ * machine without a sound card has none ("Failed to decode media"): its
+ * default ALSA device here is ALSA's null device, through a HOME of its own. */
+export async function launchFirefox() {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'imes-firefox-'));
+  fs.writeFileSync(path.join(home, '.asoundrc'), 'pcm.!default { type null }\n');
+  const browser = await puppeteer.launch({
+    browser: 'firefox', executablePath: FIREFOX, headless: true,
+    env: { ...process.env, HOME: home }, extraPrefsFirefox: { 'media.cubeb.backend': 'alsa' },
+  });
+  browser.once('disconnected', () => fs.rmSync(home, { recursive: true, force: true }));
+  return browser;
 }
 
 let focused = null; // the Firefox page whose window is in front
