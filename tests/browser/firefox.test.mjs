@@ -4,8 +4,8 @@
 // see it play with the progress moving, pause and resume, reorder, a second
 // user (another Firefox context, phone-sized) seeing it live, settings and
 // the lockout overlay, the keyboard, Listen here (<audio> playing), phone
-// and desktop layouts (an admin's too) without horizontal overflow. No console error or uncaught exception
-// in any page.
+// and desktop layouts (an admin's too) without horizontal overflow. No
+// console error or uncaught exception in any page.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { couchRequest, waitFor } from '../lib/harness.mjs';
