@@ -741,6 +741,7 @@ static int status_apply(json_t *doc, void *arg)
 static void maybe_stopped(struct player *pl);
 static void channel_status_write(struct p_channel *c, double now);
 static void user_status_write(struct player *pl, const char *name, struct p_user *u);
+static void device_status_write(struct player *pl, const char *name, struct p_device *d);
 
 static void status_written(const struct couch_response *resp, void *arg)
 {
@@ -757,8 +758,13 @@ static void status_written(const struct couch_response *resp, void *arg)
             channel_status_write(w->channel, timeutil_mono());
     } else if (w->kind == STATUS_DEVICE) {
         struct p_device *d = hmap_get(pl->devices, w->name);
-        if (d)
+        if (d) {
             d->status_busy = 0;
+            /* a listener came or went while this write was out: nothing
+             * else may evaluate soon, so write it now */
+            if (d->status_dirty)
+                device_status_write(pl, w->name, d);
+        }
     } else {
         struct p_user *u = hmap_get(pl->users, w->name);
         if (u) {

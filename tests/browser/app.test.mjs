@@ -236,7 +236,11 @@ test('Listen here plays the room in the browser (<audio>)', async () => {
   const dev = await couchRequest(env.couch, 'GET', '/imes/device:web-owner', { user: 'admin' });
   assert.equal(dev.body.aggregate, 'livingroom');
   assert.equal(dev.body.personal, true);
-  await owner.waitForSelector('#room-devices li[data-device=web-owner] .dot.on', { timeout: 10000 });
+  await owner.waitForSelector('#room-devices li[data-device=web-owner] .dot.on', { timeout: 10000 }).catch(async (e) => {
+    const li = await owner.$eval('#room-devices', (el) => el.outerHTML).catch(() => 'none');
+    const st = await couchRequest(env.couch, 'GET', '/imes/status:device:web-owner', { user: 'admin' });
+    throw new Error(`${e.message}\n${li}\n${JSON.stringify(st.body)}`);
+  });
   await owner.click('#listen');
   noConsoleErrors();
 });
@@ -346,6 +350,9 @@ test('an admin adds a channel, a room playing it, and a user who can log in and 
   assert.deepEqual(u.roles, ['imes_user']);
   assert.equal(u.password, undefined, 'the password is kept hashed, not in clear');
   // Adding her again is refused with a clear message, her password unchanged.
+  // (First the form is done with the first add: it clears itself then.)
+  await owner.waitForSelector('text=/User carol saved/', { timeout: 5000 });
+  await owner.waitForFunction(() => document.querySelector('#add-user input[name=name]').value === '');
   await owner.fill('#add-user input[name=name]', 'carol');
   await owner.fill('#add-user input[name=password]', 'another');
   await owner.click('#add-user button');
