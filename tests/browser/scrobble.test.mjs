@@ -87,7 +87,8 @@ test('Settings: link Last.fm through its approval page and ListenBrainz with a t
   // Unlink Last.fm: gone from imes_private and from the user doc.
   await page.click(`${row('lastfm')} button:has-text("Unlink")`);
   await page.waitForSelector(`${row('lastfm')} button:has-text("Link")`);
-  assert.equal((await privateDoc('scrobble:session:alice:lastfm')).status, 404);
+  // (The row may turn before imesd's answer, which comes once the key is deleted.)
+  await waitFor(async () => (await privateDoc('scrobble:session:alice:lastfm')).status === 404, { timeout: 5000, what: 'the Last.fm key deleted' });
   await waitFor(async () => !(await userDoc()).scrobblers?.lastfm, { what: 'user doc without lastfm' });
   assert.deepEqual((await userDoc()).scrobblers, { listenbrainz: { user: 'alice-lb' } });
   assert.deepEqual(page.errors, [], 'console errors');
