@@ -12,13 +12,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-import {
-  startCouch, writeConfig, imes, startImesd, couchRequest, waitFor, freePort, startProcess,
-  binPath, toYaml,
-} from '../lib/harness.mjs';
+import { startImesd, waitFor, startProcess, binPath } from '../lib/harness.mjs';
 import { goertzel } from '../lib/audio.mjs';
 import { readWavLeft as readWav } from '../lib/wav.mjs';
 import { sanitized } from '../lib/build.mjs';
+import { Mesh } from '../lib/matriz.mjs';
 
 // A tone at -12 dBFS measures 0.25. On two cores shared with other test
 // runs, a peer's first seconds may lose some frames (0.18 seen); under
@@ -27,27 +25,15 @@ import { sanitized } from '../lib/build.mjs';
 // matriz_loss's to judge.
 const HEARD = sanitized() ? 0.03 : 0.1;
 
-let couch, cfg, imesd;
 const NAMES = ['lisboa', 'porto', 'faro'];
 const TONES = { lisboa: 440, porto: 660, faro: 880 };
-const peers = {};
-const keys = {};
-
-async function peerDoc(name) {
-  const r = await couchRequest(couch, 'GET', `/imes/${encodeURIComponent('peer:' + name)}`, { user: 'admin' });
-  return r.status === 200 ? r.body : null;
-}
-
-function logOf(name) {
-  try {
-    return fs.readFileSync(peers[name].logPath, 'utf8');
-  } catch {
-    return '';
-  }
-}
+const mesh = new Mesh(NAMES);
+const { peers } = mesh;
+const peerDoc = (name) => mesh.peerDoc(name);
+const logOf = (name) => mesh.logOf(name);
+const startPeer = (name) => mesh.startPeer(name, { audio: { tone_hz: TONES[name] } });
 
 const count = (text, re) => (text.match(re) ?? []).length;
-
 
 /** Tone levels over the last `seconds` of a peer's file. */
 function levels(name, file, seconds = 1) {
@@ -58,50 +44,8 @@ function levels(name, file, seconds = 1) {
   return out;
 }
 
-function writePeerConfig(name) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `imes-test-matriz-${name}-`));
-  const outDir = path.join(dir, 'out');
-  fs.mkdirSync(outDir);
-  const logPath = path.join(dir, 'matriz.log');
-  return { dir, outDir, logPath };
-}
-
-async function startPeer(name) {
-  const p = peers[name] ?? writePeerConfig(name);
-  p.rtspPort ??= await freePort();
-  p.rtpMin ??= 47000 + 200 * NAMES.indexOf(name);
-  const conf = {
-    peer: { name, key: keys[name], imesd: imesd.url },
-    roster: { couchdb: couch.url, database: 'imes' },
-    net: { bind_host: '127.0.0.1', rtsp_port: p.rtspPort, rtp_min: p.rtpMin, rtp_max: p.rtpMin + 100 },
-    audio: { backend: 'file', period: 128, tone_hz: TONES[name], tone_dbfs: -12, output_dir: p.outDir },
-    log: { level: 'debug', file: p.logPath },
-  };
-  p.config = path.join(p.dir, 'peer.yaml');
-  fs.writeFileSync(p.config, toYaml(conf));
-  p.proc = startProcess(binPath('matriz'), ['-c', p.config], { name: `matriz-${name}`, cwd: p.dir });
-  peers[name] = p;
-  return p;
-}
-
-before(async () => {
-  couch = await startCouch();
-  cfg = await writeConfig(couch);
-  const init = await imes(cfg, ['init']);
-  assert.equal(init.code, 0, init.stderr);
-  for (const name of NAMES) {
-    const r = await imes(cfg, ['peer', 'add', name]);
-    assert.equal(r.code, 0, r.stderr);
-    keys[name] = /^key ([0-9a-f]+)$/m.exec(r.stdout)[1];
-  }
-  imesd = await startImesd(cfg);
-});
-
-after(async () => {
-  for (const p of Object.values(peers)) if (p.proc) await p.proc.stop();
-  if (imesd) await imesd.stop();
-  if (couch) await couch.stop();
-});
+before(() => mesh.start());
+after(() => mesh.stop());
 
 describe('three peers', () => {
   test('matriz --help and --check-config', async () => {
@@ -203,10 +147,10 @@ describe('three peers', () => {
   });
 
   test('imesd killed and restarted: the peers join again by themselves, links kept', async () => {
-    imesd.kill();
-    await imesd.exited;
+    mesh.imesd.kill();
+    await mesh.imesd.exited;
     const t0 = Date.now();
-    imesd = await startImesd(cfg);
+    mesh.imesd = await startImesd(mesh.cfg);
     for (const name of NAMES)
       await waitFor(async () => (await peerDoc(name))?.online === true, {
         timeout: 10000,

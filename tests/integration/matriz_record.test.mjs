@@ -11,58 +11,28 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import {
-  startCouch, writeConfig, imes, startImesd, couchRequest, waitFor, freePort, startProcess,
-  binPath, toYaml,
-} from '../lib/harness.mjs';
+import { waitFor } from '../lib/harness.mjs';
 import { goertzel } from '../lib/audio.mjs';
 import { readWavLeft } from '../lib/wav.mjs';
 import { sanitized } from '../lib/build.mjs';
+import { Mesh } from '../lib/matriz.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const HEARD = sanitized() ? 0.03 : 0.15; // -12 dBFS measures 0.25
 const NAMES = ['lisboa', 'porto', 'faro'];
 const TONES = { lisboa: 440, porto: 660, faro: 880 };
 const STAMP = /^\d{8}T\d{6}Z$/;
-// (RTP ports: a range of this run's own, beside other tests' fixed ones)
-const RTP_BASE = 30000 + (process.pid % 40) * 600;
 
-let couch, cfg, imesd;
-const keys = {};
-const peers = {};
-
-const logOf = (name) => {
-  try {
-    return fs.readFileSync(peers[name].logPath, 'utf8');
-  } catch {
-    return '';
-  }
-};
-
-async function peerDoc(name) {
-  const r = await couchRequest(couch, 'GET', `/imes/${encodeURIComponent('peer:' + name)}`, { user: 'admin' });
-  return r.status === 200 ? r.body : null;
-}
-
-async function startPeer(name, record) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `imes-test-matriz-rec-${name}-`));
-  const p = { dir, logPath: path.join(dir, 'matriz.log') };
-  const conf = {
-    peer: { name, key: keys[name], imesd: imesd.url },
-    roster: { couchdb: couch.url, database: 'imes' },
-    net: { bind_host: '127.0.0.1', rtsp_port: await freePort(), rtp_min: RTP_BASE + 200 * NAMES.indexOf(name),
-      rtp_max: RTP_BASE + 200 * NAMES.indexOf(name) + 100 },
-    audio: { backend: 'file', period: 128, tone_hz: TONES[name], tone_dbfs: -12 },
+const mesh = new Mesh(NAMES);
+const { peers } = mesh;
+const logOf = (name) => mesh.logOf(name);
+const startPeer = (name, record) =>
+  mesh.startPeer(name, {
+    audio: { tone_hz: TONES[name] },
     send: { codec: 'L16' },
-    log: { level: 'info', file: p.logPath },
-  };
-  if (record) conf.record = record;
-  const file = path.join(dir, 'peer.yaml');
-  fs.writeFileSync(file, toYaml(conf));
-  p.proc = startProcess(binPath('matriz'), ['-c', file], { name: `matriz-${name}`, cwd: dir });
-  peers[name] = p;
-  return p;
-}
+    log: { level: 'info' },
+    ...(record ? { record } : {}),
+  });
 
 /** A 16-bit stereo WAV whose header agrees with the file: its seconds. */
 function checkWav(file) {
@@ -95,24 +65,8 @@ function tones(file, seconds = 2) {
   return out;
 }
 
-before(async () => {
-  couch = await startCouch();
-  cfg = await writeConfig(couch);
-  const init = await imes(cfg, ['init']);
-  assert.equal(init.code, 0, init.stderr);
-  for (const name of NAMES) {
-    const r = await imes(cfg, ['peer', 'add', name]);
-    assert.equal(r.code, 0, r.stderr);
-    keys[name] = /^key ([0-9a-f]+)$/m.exec(r.stdout)[1];
-  }
-  imesd = await startImesd(cfg);
-});
-
-after(async () => {
-  for (const p of Object.values(peers)) if (p.proc) await p.proc.stop();
-  if (imesd) await imesd.stop();
-  if (couch) await couch.stop();
-});
+before(() => mesh.start());
+after(() => mesh.stop());
 
 describe('recording', () => {
   test('the mix, our input and each peer, complete WAV files after SIGTERM', async () => {
@@ -165,7 +119,7 @@ describe('recording', () => {
   test('a folder it cannot write to is reported; the peer plays on', async () => {
     const missing = path.join(os.tmpdir(), `imes-test-no-such-folder-${process.pid}`);
     await startPeer('lisboa', { dir: missing });
-    await waitFor(async () => (await peerDoc('lisboa'))?.online === true, { timeout: 10000, what: 'lisboa online' });
+    await waitFor(async () => (await mesh.peerDoc('lisboa'))?.online === true, { timeout: 10000, what: 'lisboa online' });
     await waitFor(() => logOf('lisboa').includes('link to porto opened'), { timeout: 10000, what: 'link to porto' });
     assert.match(logOf('lisboa'), new RegExp(`recording off: ${missing}: No such file or directory`));
     assert.equal(peers.lisboa.proc.proc.exitCode, null);

@@ -7,39 +7,22 @@
 // they reopened by themselves. Against a real pouchdb-server and imesd.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import {
-  startCouch, writeConfig, imes, startImesd, couchRequest, waitFor, freePort, freeRtpPort, startProcess,
-  binPath, toYaml,
-} from '../lib/harness.mjs';
+import { waitFor } from '../lib/harness.mjs';
 import { goertzel } from '../lib/audio.mjs';
 import { readWavLeft as readWav } from '../lib/wav.mjs';
 import { sanitized } from '../lib/build.mjs';
+import { Mesh } from '../lib/matriz.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const HEARD = sanitized() ? 0.03 : 0.1; // -12 dBFS measures 0.25 (see matriz_mesh)
 const OUTAGE_MS = 6000;
 
-let couch, cfg, imesd;
-const NAMES = ['lima', 'cusco', 'arequipa'];
 const TONES = { lima: 440, cusco: 660, arequipa: 880 };
-const peers = {};
-const keys = {};
-
-async function peerDoc(name) {
-  const r = await couchRequest(couch, 'GET', `/imes/${encodeURIComponent('peer:' + name)}`, { user: 'admin' });
-  return r.status === 200 ? r.body : null;
-}
-
-function logOf(name) {
-  try {
-    return fs.readFileSync(peers[name].logPath, 'utf8');
-  } catch {
-    return '';
-  }
-}
+const mesh = new Mesh(Object.keys(TONES));
+const { peers } = mesh;
+const logOf = (name) => mesh.logOf(name);
+const startPeer = (name) => mesh.startPeer(name, { audio: { tone_hz: TONES[name] } });
 
 /** Tone levels in a peer's file over `seconds` ending `endAgo` seconds before its end. */
 function levels(name, file, seconds = 1, endAgo = 0) {
@@ -51,46 +34,10 @@ function levels(name, file, seconds = 1, endAgo = 0) {
   return out;
 }
 
-async function startPeer(name) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `imes-test-matriz-${name}-`));
-  const p = { dir, outDir: path.join(dir, 'out'), logPath: path.join(dir, 'matriz.log') };
-  fs.mkdirSync(p.outDir);
-  p.rtspPort = await freePort();
-  p.rtpMin = await freeRtpPort(); // the RTSP server's pair; links take the next ones
-  const conf = {
-    peer: { name, key: keys[name], imesd: imesd.url },
-    roster: { couchdb: couch.url, database: 'imes' },
-    net: { bind_host: '127.0.0.1', rtsp_port: p.rtspPort, rtp_min: p.rtpMin, rtp_max: p.rtpMin + 40 },
-    audio: { backend: 'file', period: 128, tone_hz: TONES[name], tone_dbfs: -12, output_dir: p.outDir },
-    log: { level: 'debug', file: p.logPath },
-  };
-  p.config = path.join(dir, 'peer.yaml');
-  fs.writeFileSync(p.config, toYaml(conf));
-  p.proc = startProcess(binPath('matriz'), ['-c', p.config], { name: `matriz-${name}`, cwd: dir });
-  peers[name] = p;
-  return p;
-}
-
 const linked = (name, other) => logOf(name).includes(`link to ${other} opened`);
 
-before(async () => {
-  couch = await startCouch();
-  cfg = await writeConfig(couch);
-  const init = await imes(cfg, ['init']);
-  assert.equal(init.code, 0, init.stderr);
-  for (const name of NAMES) {
-    const r = await imes(cfg, ['peer', 'add', name]);
-    assert.equal(r.code, 0, r.stderr);
-    keys[name] = /^key ([0-9a-f]+)$/m.exec(r.stdout)[1];
-  }
-  imesd = await startImesd(cfg);
-});
-
-after(async () => {
-  for (const p of Object.values(peers)) if (p.proc) await p.proc.stop();
-  if (imesd) await imesd.stop();
-  if (couch) await couch.stop();
-});
+before(() => mesh.start());
+after(() => mesh.stop());
 
 describe('CouchDB down', () => {
   test('two peers linked', async () => {
@@ -101,7 +48,7 @@ describe('CouchDB down', () => {
 
   test('while CouchDB is down the performance goes on; the feeds retry with backoff', async () => {
     await sleep(1500);
-    await couch.stop();
+    await mesh.couch.stop();
     const t0 = Date.now();
     await sleep(OUTAGE_MS);
     // The last 4 s, all of them in the outage: each still hears the other.
@@ -134,10 +81,10 @@ describe('CouchDB down', () => {
   });
 
   test('CouchDB back: a peer that joins now is seen and linked by both', async () => {
-    await couch.start();
+    await mesh.couch.start();
     const t0 = Date.now();
     await startPeer('arequipa');
-    await waitFor(async () => (await peerDoc('arequipa'))?.online === true, { timeout: 10000, interval: 50, what: 'arequipa online' });
+    await waitFor(async () => (await mesh.peerDoc('arequipa'))?.online === true, { timeout: 10000, interval: 50, what: 'arequipa online' });
     // The feeds back off to 5 s at most: both see the new peer within that and a bit.
     await waitFor(() => linked('lima', 'arequipa') && linked('cusco', 'arequipa'), {
       timeout: 10000,
@@ -152,6 +99,6 @@ describe('CouchDB down', () => {
         what: `${name} hearing arequipa`,
       });
     // The roster is right again: the two that stayed are online.
-    for (const name of ['lima', 'cusco']) assert.equal((await peerDoc(name))?.online, true, `${name} online`);
+    for (const name of ['lima', 'cusco']) assert.equal((await mesh.peerDoc(name))?.online, true, `${name} online`);
   });
 });
